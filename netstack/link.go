@@ -1,0 +1,432 @@
+package netstack
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"gvisor.dev/gvisor/pkg/buffer"
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/header"
+	"gvisor.dev/gvisor/pkg/tcpip/stack"
+
+	"github.com/nfpipe/nfpipe/netstack/frame"
+)
+
+// frameSink is where a link writes frames: a frame.Writer on a byte stream,
+// or one message per frame on a packet socket.
+type frameSink interface {
+	WriteFrame(b []byte) error
+	Flush() error
+}
+
+// flushPolicy says when buffered frames reach the file.
+type flushPolicy int
+
+const (
+	// flushWhenIdle flushes as soon as no further frame is queued: one
+	// frame costs one write, a burst is batched. For pipes, sockets and
+	// terminals, where someone is waiting for the bytes.
+	flushWhenIdle flushPolicy = iota
+	// flushLazily lets the buffer fill and flushes an idle buffer after
+	// lazyFlushDelay. For regular files, where nobody waits on each frame.
+	flushLazily
+)
+
+// lazyFlushDelay bounds how stale a regular file may be while a function runs.
+const lazyFlushDelay = 200 * time.Millisecond
+
+// txQueueLen is the number of frames a link queues before a sender waits.
+const txQueueLen = 1024
+
+// txWaitLimit bounds how long a sender waits for room in a full queue before
+// the frame is dropped and counted. Waiting is the backpressure that keeps
+// one-way pipelines lossless; the limit keeps two stacks that wait on each
+// other (a full queue in both directions) from waiting forever.
+const txWaitLimit = 2 * time.Second
+
+// linkEndpoint is nfpipe's stack.LinkEndpoint for Ethernet frames on files,
+// pipes and sockets. A reader goroutine per receive side hands frames to the
+// stack; WritePackets queues frames for a writer goroutine, waiting when the
+// queue is full (backpressure), so a slow reader slows the sender down
+// instead of losing frames.
+type linkEndpoint struct {
+	name   string
+	mac    tcpip.LinkAddress
+	mtu    atomic.Uint32
+	log    *slog.Logger
+	stats  *LinkStats
+	policy flushPolicy
+
+	mu         sync.RWMutex
+	dispatcher stack.NetworkDispatcher
+
+	// sink is the current transmit side; nil drops (and counts) every
+	// frame: a one-way link, or a listening socket with no peer yet.
+	sink    atomic.Pointer[sinkRef]
+	hasTx   bool
+	txq     chan *stack.PacketBuffer
+	pending atomic.Int64 // frames queued or being written
+
+	// rxDone is closed when the receive side ends (EOF or fatal error);
+	// rxErr holds the error, nil for a clean EOF.
+	rxDone    chan struct{}
+	rxErr     error
+	rxEnds    bool // the receive side can end (false for none, listen, tap)
+	closeOnce sync.Once
+	closing   chan struct{}
+	// rxClosers unblock readers at Close; txClosers are closed after the
+	// writer has flushed (two-way files belong here).
+	rxClosers []io.Closer
+	txClosers []io.Closer
+	wg        sync.WaitGroup
+	writerWG  sync.WaitGroup
+
+	malformedOnce sync.Once
+	// onStart holds the receive loops, started by start.
+	onStart []func()
+}
+
+type sinkRef struct {
+	w      frameSink
+	closer io.Closer // closed on a write error (session sinks only)
+}
+
+var _ stack.LinkEndpoint = (*linkEndpoint)(nil)
+
+func newLinkEndpoint(name string, mac tcpip.LinkAddress, mtu uint32, log *slog.Logger, stats *LinkStats) *linkEndpoint {
+	e := &linkEndpoint{
+		name:    name,
+		mac:     mac,
+		log:     log,
+		stats:   stats,
+		txq:     make(chan *stack.PacketBuffer, txQueueLen),
+		rxDone:  make(chan struct{}),
+		closing: make(chan struct{}),
+	}
+	e.mtu.Store(mtu)
+	return e
+}
+
+// setSink installs the transmit side. Call before start.
+func (e *linkEndpoint) setSink(w frameSink, policy flushPolicy) {
+	e.hasTx = true
+	e.policy = policy
+	if w != nil {
+		e.sink.Store(&sinkRef{w: w})
+	}
+}
+
+// start starts the writer goroutine and the receive loops.
+func (e *linkEndpoint) start() {
+	if e.hasTx {
+		e.wg.Add(1)
+		e.writerWG.Add(1)
+		go e.writeLoop()
+	}
+	for _, f := range e.onStart {
+		f()
+	}
+}
+
+// startReader arranges for start to read frames from r until EOF or a
+// fatal error, and to mark the receive side done then.
+func (e *linkEndpoint) startReader(r frame.Reader, pace bool) {
+	e.rxEnds = true
+	e.onStart = append(e.onStart, func() { e.runReader(r, pace) })
+}
+
+func (e *linkEndpoint) runReader(r frame.Reader, pace bool) {
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		err := e.readLoop(r, pace)
+		e.rxErr = err
+		close(e.rxDone)
+	}()
+}
+
+// readLoop delivers frames from r until it ends. It returns nil at EOF or
+// when the endpoint closes.
+func (e *linkEndpoint) readLoop(r frame.Reader, pace bool) error {
+	var t0, w0 time.Time
+	tr, _ := r.(frame.TimedReader)
+	for {
+		b, err := r.ReadFrame()
+		if err != nil {
+			select {
+			case <-e.closing:
+				return nil
+			default:
+			}
+			var me *frame.MalformedError
+			if errors.As(err, &me) {
+				e.stats.RxMalformed.Add(1)
+				e.malformedOnce.Do(func() {
+					e.log.Warn("malformed frame skipped; further ones are only counted", "if", e.name, "err", me.Error())
+				})
+				if !me.Fatal {
+					continue
+				}
+				return fmt.Errorf("interface %q: %w", e.name, err)
+			}
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return fmt.Errorf("interface %q: read: %w", e.name, err)
+		}
+		if pace && tr != nil {
+			ts := tr.Timestamp()
+			if t0.IsZero() {
+				t0, w0 = ts, time.Now()
+			} else if d := time.Until(w0.Add(ts.Sub(t0))); d > 0 {
+				select {
+				case <-time.After(d):
+				case <-e.closing:
+					return nil
+				}
+			}
+		}
+		e.deliver(b)
+	}
+}
+
+// deliver hands one received frame to the stack. b is copied.
+func (e *linkEndpoint) deliver(b []byte) {
+	if len(b) < header.EthernetMinimumSize {
+		e.stats.RxMalformed.Add(1)
+		return
+	}
+	e.stats.RxFrames.Add(1)
+	e.stats.RxBytes.Add(uint64(len(b)))
+	e.mu.RLock()
+	d := e.dispatcher
+	e.mu.RUnlock()
+	if d == nil {
+		e.stats.RxDropped.Add(1)
+		return
+	}
+	pkt := stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: buffer.MakeWithData(b)})
+	hdr, _ := pkt.LinkHeader().Consume(header.EthernetMinimumSize)
+	d.DeliverNetworkPacket(header.Ethernet(hdr).Type(), pkt)
+	pkt.DecRef()
+}
+
+// WritePackets implements stack.LinkWriter. It queues each packet for the
+// writer goroutine, waiting up to txWaitLimit for room.
+func (e *linkEndpoint) WritePackets(pkts stack.PacketBufferList) (int, tcpip.Error) {
+	n := 0
+	for _, pkt := range pkts.AsSlice() {
+		if !e.hasTx {
+			e.stats.TxNoPath.Add(1)
+			continue
+		}
+		e.pending.Add(1)
+		pkt.IncRef()
+		select {
+		case e.txq <- pkt:
+			n++
+			continue
+		default:
+		}
+		e.stats.TxWaits.Add(1)
+		t := time.NewTimer(txWaitLimit)
+		select {
+		case e.txq <- pkt:
+			n++
+		case <-t.C:
+			e.stats.TxQueueDrops.Add(1)
+			e.pending.Add(-1)
+			pkt.DecRef()
+		case <-e.closing:
+			e.stats.TxNoPath.Add(1)
+			e.pending.Add(-1)
+			pkt.DecRef()
+		}
+		t.Stop()
+	}
+	return pkts.Len(), nil
+}
+
+func (e *linkEndpoint) writeLoop() {
+	defer e.wg.Done()
+	defer e.writerWG.Done()
+	buf := make([]byte, 0, frame.MaxFrame)
+	var lazy *time.Timer
+	var lazyC <-chan time.Time
+	dirty := false
+	flush := func() {
+		if ref := e.sink.Load(); ref != nil && dirty {
+			if err := ref.w.Flush(); err != nil {
+				e.writeFailed(ref, err)
+			}
+		}
+		dirty = false
+	}
+	for {
+		var pkt *stack.PacketBuffer
+		select {
+		case pkt = <-e.txq:
+		case <-lazyC:
+			lazyC = nil
+			flush()
+			continue
+		case <-e.closing:
+			// Close drains first; whatever is left here was sent after
+			// the drain and is dropped, counted.
+			for {
+				select {
+				case pkt := <-e.txq:
+					e.stats.TxNoPath.Add(1)
+					e.pending.Add(-1)
+					pkt.DecRef()
+				default:
+					flush()
+					return
+				}
+			}
+		}
+		buf = buf[:0]
+		for _, s := range pkt.AsSlices() {
+			buf = append(buf, s...)
+		}
+		pkt.DecRef()
+		if ref := e.sink.Load(); ref == nil {
+			e.stats.TxNoPath.Add(1)
+		} else if err := ref.w.WriteFrame(buf); err != nil {
+			e.writeFailed(ref, err)
+		} else {
+			e.stats.TxFrames.Add(1)
+			e.stats.TxBytes.Add(uint64(len(buf)))
+			dirty = true
+		}
+		if len(e.txq) == 0 {
+			if e.policy == flushWhenIdle {
+				flush()
+			} else if dirty && lazyC == nil {
+				if lazy == nil {
+					lazy = time.NewTimer(lazyFlushDelay)
+				} else {
+					lazy.Reset(lazyFlushDelay)
+				}
+				lazyC = lazy.C
+			}
+		}
+		e.pending.Add(-1)
+	}
+}
+
+// writeFailed retires a transmit side after a write error: later frames are
+// dropped and counted, and the error is logged once.
+func (e *linkEndpoint) writeFailed(ref *sinkRef, err error) {
+	e.stats.TxErrors.Add(1)
+	if e.sink.CompareAndSwap(ref, nil) {
+		if ref.closer != nil {
+			ref.closer.Close()
+			e.log.Info("peer went away; waiting for the next", "if", e.name, "err", err)
+			return
+		}
+		e.log.Warn("transmit side failed; frames sent on this interface are now dropped and counted", "if", e.name, "err", err)
+	}
+}
+
+// drain waits until every queued frame has been written and flushed, or
+// until the deadline.
+func (e *linkEndpoint) drain(deadline time.Time) bool {
+	for e.pending.Load() > 0 {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	return true
+}
+
+// MTU implements stack.LinkEndpoint.
+func (e *linkEndpoint) MTU() uint32 { return e.mtu.Load() }
+
+// SetMTU implements stack.LinkEndpoint.
+func (e *linkEndpoint) SetMTU(mtu uint32) { e.mtu.Store(mtu) }
+
+// MaxHeaderLength implements stack.LinkEndpoint.
+func (*linkEndpoint) MaxHeaderLength() uint16 { return header.EthernetMinimumSize }
+
+// LinkAddress implements stack.LinkEndpoint.
+func (e *linkEndpoint) LinkAddress() tcpip.LinkAddress { return e.mac }
+
+// SetLinkAddress implements stack.LinkEndpoint.
+func (e *linkEndpoint) SetLinkAddress(addr tcpip.LinkAddress) { e.mac = addr }
+
+// Capabilities implements stack.LinkEndpoint. Resolution is decided by the
+// nicEndpoint above.
+func (*linkEndpoint) Capabilities() stack.LinkEndpointCapabilities {
+	return stack.CapabilityResolutionRequired
+}
+
+// Attach implements stack.LinkEndpoint.
+func (e *linkEndpoint) Attach(d stack.NetworkDispatcher) {
+	e.mu.Lock()
+	e.dispatcher = d
+	e.mu.Unlock()
+}
+
+// IsAttached implements stack.LinkEndpoint.
+func (e *linkEndpoint) IsAttached() bool {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return e.dispatcher != nil
+}
+
+// Wait implements stack.LinkEndpoint.
+func (e *linkEndpoint) Wait() { e.wg.Wait() }
+
+// ARPHardwareType implements stack.LinkEndpoint.
+func (*linkEndpoint) ARPHardwareType() header.ARPHardwareType { return header.ARPHardwareEther }
+
+// AddHeader implements stack.LinkEndpoint.
+func (*linkEndpoint) AddHeader(pkt *stack.PacketBuffer) {
+	eth := header.Ethernet(pkt.LinkHeader().Push(header.EthernetMinimumSize))
+	eth.Encode(&header.EthernetFields{
+		SrcAddr: pkt.EgressRoute.LocalLinkAddress,
+		DstAddr: pkt.EgressRoute.RemoteLinkAddress,
+		Type:    pkt.NetworkProtocolNumber,
+	})
+}
+
+// ParseHeader implements stack.LinkEndpoint.
+func (*linkEndpoint) ParseHeader(pkt *stack.PacketBuffer) bool {
+	_, ok := pkt.LinkHeader().Consume(header.EthernetMinimumSize)
+	return ok
+}
+
+// Close implements stack.LinkEndpoint. It stops the goroutines and closes
+// the files; it is idempotent.
+func (e *linkEndpoint) Close() {
+	e.closeOnce.Do(func() {
+		close(e.closing)
+		for _, c := range e.rxClosers {
+			c.Close()
+		}
+		// Let the writer flush what it holds, unless the file is stuck.
+		flushed := make(chan struct{})
+		go func() { e.writerWG.Wait(); close(flushed) }()
+		select {
+		case <-flushed:
+		case <-time.After(time.Second):
+			e.log.Warn("transmit side did not flush within 1s; closing it anyway", "if", e.name)
+		}
+		for _, c := range e.txClosers {
+			c.Close()
+		}
+		if ref := e.sink.Load(); ref != nil && ref.closer != nil {
+			ref.closer.Close()
+		}
+	})
+}
+
+// SetOnCloseAction implements stack.LinkEndpoint.
+func (*linkEndpoint) SetOnCloseAction(func()) {}

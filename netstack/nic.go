@@ -1,0 +1,227 @@
+package netstack
+
+import (
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/header"
+	"gvisor.dev/gvisor/pkg/tcpip/link/nested"
+	"gvisor.dev/gvisor/pkg/tcpip/stack"
+
+	"github.com/nfpipe/nfpipe/netstack/frame"
+)
+
+// nicEndpoint sits between a NIC and its link endpoint and does what a real
+// NIC and driver would that gVisor leaves out:
+//   - drops unicast frames addressed to another MAC (gVisor marks them
+//     PacketOtherHost and still routes them);
+//   - on links that cannot resolve neighbours (one-way links, or a fixed
+//     peer MAC), addresses every frame to the peer or to broadcast and tells
+//     the stack not to resolve;
+//   - answers IPv4 packets that arrive with TTL 1 and must be forwarded with
+//     ICMP time-exceeded (gVisor forwards them with TTL 0; google/gvisor#13521);
+//   - mirrors frames in both directions to a pcap capture.
+type nicEndpoint struct {
+	nested.Endpoint
+	name    string
+	mac     tcpip.LinkAddress
+	resolve bool
+	peer    tcpip.LinkAddress
+	stats   *LinkStats
+	// countFrames makes this layer count frames, for children that do not
+	// (fdbased).
+	countFrames bool
+	// forwarding reports whether IPv4 forwarding is on; isLocal whether an
+	// address belongs to this stack.
+	forwarding bool
+	isLocal    func(tcpip.Address) bool
+	capture    atomic.Pointer[captureWriter]
+}
+
+var _ stack.LinkEndpoint = (*nicEndpoint)(nil)
+
+func newNICEndpoint(child stack.LinkEndpoint, name string, mac tcpip.LinkAddress, link LinkSpec, stats *LinkStats) *nicEndpoint {
+	e := &nicEndpoint{name: name, mac: mac, resolve: link.resolves(), stats: stats}
+	if !e.resolve {
+		e.peer = tcpip.LinkAddress(link.peerMAC())
+	}
+	e.Endpoint.Init(child, e)
+	return e
+}
+
+// DeliverNetworkPacket implements stack.NetworkDispatcher.
+func (e *nicEndpoint) DeliverNetworkPacket(proto tcpip.NetworkProtocolNumber, pkt *stack.PacketBuffer) {
+	lh := pkt.LinkHeader().Slice()
+	if len(lh) < header.EthernetMinimumSize {
+		e.stats.RxMalformed.Add(1)
+		return
+	}
+	if e.countFrames {
+		e.stats.RxFrames.Add(1)
+		e.stats.RxBytes.Add(uint64(pkt.Size()))
+	}
+	dst := header.Ethernet(lh).DestinationAddress()
+	switch {
+	case dst == header.EthernetBroadcastAddress:
+		pkt.PktType = tcpip.PacketBroadcast
+	case header.IsMulticastEthernetAddress(dst):
+		pkt.PktType = tcpip.PacketMulticast
+	case dst == e.mac:
+		pkt.PktType = tcpip.PacketHost
+	default:
+		e.stats.RxOtherHost.Add(1)
+		return
+	}
+	if c := e.capture.Load(); c != nil {
+		c.write(pkt)
+	}
+	if proto == header.IPv4ProtocolNumber && e.forwarding {
+		e.expireTTL1(pkt)
+	}
+	e.Endpoint.DeliverNetworkPacket(proto, pkt)
+}
+
+// expireTTL1 rewrites TTL 1 to TTL 0 on an IPv4 packet that is not for this
+// stack, so that gVisor's forwarding path, which checks only for 0, drops it
+// and sends time-exceeded as RFC 1812 5.3.1 requires.
+func (e *nicEndpoint) expireTTL1(pkt *stack.PacketBuffer) {
+	b, ok := pkt.Data().PullUp(header.IPv4MinimumSize)
+	if !ok || header.IPv4(b).TTL() != 1 {
+		return
+	}
+	hlen := int(header.IPv4(b).HeaderLength())
+	if b, ok = pkt.Data().PullUp(hlen); !ok || hlen < header.IPv4MinimumSize {
+		return
+	}
+	h := header.IPv4(b)
+	dst := h.DestinationAddress()
+	if header.IsV4MulticastAddress(dst) || dst == header.IPv4Broadcast || e.isLocal(dst) {
+		return
+	}
+	h.SetTTL(0)
+	h.SetChecksum(0)
+	h.SetChecksum(^h.CalculateChecksum())
+	e.stats.RxTTLExpired.Add(1)
+}
+
+// WritePackets implements stack.LinkWriter.
+func (e *nicEndpoint) WritePackets(pkts stack.PacketBufferList) (int, tcpip.Error) {
+	if c := e.capture.Load(); c != nil {
+		for _, pkt := range pkts.AsSlice() {
+			c.write(pkt)
+		}
+	}
+	if e.countFrames {
+		for _, pkt := range pkts.AsSlice() {
+			e.stats.TxFrames.Add(1)
+			e.stats.TxBytes.Add(uint64(pkt.Size()))
+		}
+	}
+	return e.Endpoint.WritePackets(pkts)
+}
+
+// AddHeader implements stack.LinkEndpoint.
+func (e *nicEndpoint) AddHeader(pkt *stack.PacketBuffer) {
+	if !e.resolve {
+		pkt.EgressRoute.RemoteLinkAddress = e.peer
+	}
+	e.Endpoint.AddHeader(pkt)
+}
+
+// Capabilities implements stack.LinkEndpoint.
+func (e *nicEndpoint) Capabilities() stack.LinkEndpointCapabilities {
+	c := e.Endpoint.Capabilities()
+	if e.resolve {
+		return c | stack.CapabilityResolutionRequired
+	}
+	return c &^ stack.CapabilityResolutionRequired
+}
+
+// LinkAddress implements stack.LinkEndpoint.
+func (e *nicEndpoint) LinkAddress() tcpip.LinkAddress { return e.mac }
+
+// Close implements stack.LinkEndpoint.
+func (e *nicEndpoint) Close() {
+	e.Endpoint.Close()
+	if c := e.capture.Swap(nil); c != nil {
+		c.close()
+	}
+}
+
+// captureWriter writes a pcap of an interface's frames to a file or FIFO.
+type captureWriter struct {
+	mu     sync.Mutex
+	f      *os.File
+	w      frame.Writer
+	eager  bool // flush every frame: a FIFO or pipe someone reads live
+	buf    []byte
+	failed bool
+	log    *slog.Logger
+	stop   chan struct{}
+}
+
+func newCaptureWriter(f *os.File, log *slog.Logger) *captureWriter {
+	c := &captureWriter{f: f, w: frame.NewWriter(frame.PCAP, f), eager: !isRegular(f), log: log, stop: make(chan struct{})}
+	c.w.Flush()
+	if !c.eager {
+		go c.flushEvery(lazyFlushDelay)
+	}
+	return c
+}
+
+func (c *captureWriter) write(pkt *stack.PacketBuffer) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.failed {
+		return
+	}
+	c.buf = c.buf[:0]
+	for _, s := range pkt.AsSlices() {
+		c.buf = append(c.buf, s...)
+	}
+	err := c.w.WriteFrame(c.buf)
+	if err == nil && c.eager {
+		err = c.w.Flush()
+	}
+	if err != nil {
+		c.failed = true
+		c.log.Warn("capture stopped", "file", c.f.Name(), "err", err)
+	}
+}
+
+func (c *captureWriter) flushEvery(d time.Duration) {
+	t := time.NewTicker(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			c.mu.Lock()
+			if !c.failed {
+				c.w.Flush()
+			}
+			c.mu.Unlock()
+		case <-c.stop:
+			return
+		}
+	}
+}
+
+func (c *captureWriter) close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.failed {
+		c.w.Flush()
+	}
+	c.failed = true
+	close(c.stop)
+	c.f.Close()
+}
+
+func isRegular(f *os.File) bool {
+	st, err := f.Stat()
+	return err == nil && st.Mode().IsRegular()
+}

@@ -1,0 +1,415 @@
+package netstack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/songgao/water"
+	"golang.org/x/sys/unix"
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/link/fdbased"
+	"gvisor.dev/gvisor/pkg/tcpip/stack"
+
+	"github.com/nfpipe/nfpipe/netstack/frame"
+)
+
+// socketBuffer is the SO_SNDBUF/SO_RCVBUF we ask for on packet sockets: big
+// enough for bursts of 64 KiB frames.
+const socketBuffer = 4 << 20
+
+// openedSide is one opened direction of a link.
+type openedSide struct {
+	r        io.Reader
+	w        io.Writer
+	closer   io.Closer
+	regular  bool            // a regular file: batch writes
+	packet   *net.UnixConn   // a SOCK_SEQPACKET socket
+	listener *net.UnixListener
+}
+
+// openLink opens the files of a NIC's link and returns the link endpoint
+// for the NIC, the stream endpoint (nil for TAP) and anything that must stay
+// referenced while the NIC lives.
+func openLink(ctx context.Context, nc *NICConfig, mac tcpip.LinkAddress, mtu uint32, log *slog.Logger, stats *LinkStats, connectTimeout time.Duration) (stack.LinkEndpoint, *linkEndpoint, any, error) {
+	l := nc.Link
+	if l.Rx.Kind == TAP {
+		ep, tap, err := openTAP(l.Rx.Path, mac, mtu)
+		return ep, nil, tap, err
+	}
+	e := newLinkEndpoint(nc.Name, mac, mtu, log, stats)
+	var rx, tx openedSide
+	var err error
+	if l.Rx == l.Tx {
+		rx, err = openTwoWay(ctx, l.Rx, connectTimeout)
+		tx = rx
+	} else {
+		rx, tx, err = openPair(ctx, l.Rx, l.Tx)
+	}
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	switch {
+	case rx.listener != nil:
+		e.rxClosers = append(e.rxClosers, rx.listener)
+		e.setSink(nil, flushWhenIdle)
+		e.serveSessions(rx.listener, l.Format)
+	case rx.packet != nil:
+		pc := &packetConn{c: rx.packet, buf: make([]byte, frame.MaxFrame+1), stats: stats}
+		e.txClosers = append(e.txClosers, rx.packet)
+		e.setSink(pc, flushWhenIdle)
+		e.startReader(pc, false)
+	default:
+		if tx.w != nil {
+			policy := flushWhenIdle
+			if tx.regular {
+				policy = flushLazily
+			}
+			e.setSink(frame.NewWriter(l.Format, tx.w), policy)
+			if tx.closer != nil {
+				e.txClosers = append(e.txClosers, tx.closer)
+			}
+		}
+		if rx.r != nil {
+			if rx.closer != nil && rx.closer != tx.closer {
+				e.rxClosers = append(e.rxClosers, rx.closer)
+			}
+			e.startReader(frame.NewReader(l.Format, rx.r), l.ReplayOriginalTiming)
+		}
+	}
+	if ref := e.sink.Load(); ref != nil {
+		// A pcap stream starts with its file header: write it now so that
+		// `tcpdump -r -` starts decoding before the first frame.
+		ref.w.Flush()
+	}
+	return e, e, nil, nil
+}
+
+// openTwoWay opens an endpoint that carries both directions.
+func openTwoWay(ctx context.Context, ep Endpoint, connectTimeout time.Duration) (openedSide, error) {
+	switch ep.Kind {
+	case FD:
+		f, err := inheritedFD(ep.FD)
+		if err != nil {
+			return openedSide{}, err
+		}
+		return openedSide{r: f, w: f, closer: f, regular: isRegular(f)}, nil
+	case Unix:
+		c, err := dialUnix(ctx, ep.Path, connectTimeout)
+		if err != nil {
+			return openedSide{}, err
+		}
+		return openedSide{r: c, w: c, closer: c}, nil
+	case UnixListen:
+		l, err := listenUnix(ep.Path)
+		if err != nil {
+			return openedSide{}, err
+		}
+		return openedSide{listener: l}, nil
+	case Seqpacket:
+		c, err := seqpacketFD(ep.FD)
+		if err != nil {
+			return openedSide{}, err
+		}
+		return openedSide{packet: c}, nil
+	}
+	return openedSide{}, fmt.Errorf("%s cannot carry both directions", ep)
+}
+
+// openPair opens a receive and a transmit side concurrently: a FIFO's open
+// blocks until the other end opens, and two functions joined by a FIFO pair
+// each open their receive side first.
+func openPair(ctx context.Context, rxEP, txEP Endpoint) (rx, tx openedSide, err error) {
+	type result struct {
+		s   openedSide
+		err error
+	}
+	rxc, txc := make(chan result, 1), make(chan result, 1)
+	go func() { s, err := openSide(rxEP, false); rxc <- result{s, err} }()
+	go func() { s, err := openSide(txEP, true); txc <- result{s, err} }()
+	for i := 0; i < 2; i++ {
+		select {
+		case r := <-rxc:
+			rx, err = r.s, errors.Join(err, r.err)
+			rxc = nil
+		case r := <-txc:
+			tx, err = r.s, errors.Join(err, r.err)
+			txc = nil
+		case <-ctx.Done():
+			return rx, tx, fmt.Errorf("waiting for %s|%s to open: %w", rxEP, txEP, ctx.Err())
+		}
+	}
+	if err != nil {
+		for _, s := range []openedSide{rx, tx} {
+			if s.closer != nil {
+				s.closer.Close()
+			}
+		}
+	}
+	return rx, tx, err
+}
+
+func openSide(ep Endpoint, write bool) (openedSide, error) {
+	switch ep.Kind {
+	case None:
+		return openedSide{}, nil
+	case Stdin:
+		return openedSide{r: os.Stdin}, nil
+	case Stdout:
+		return openedSide{w: os.Stdout, regular: isRegular(os.Stdout)}, nil
+	case FD:
+		f, err := inheritedFD(ep.FD)
+		if err != nil {
+			return openedSide{}, err
+		}
+		if write {
+			return openedSide{w: f, closer: f, regular: isRegular(f)}, nil
+		}
+		return openedSide{r: f, closer: f}, nil
+	case FIFO:
+		if err := ensureFIFO(ep.Path); err != nil {
+			return openedSide{}, err
+		}
+		flag := os.O_RDONLY
+		if write {
+			flag = os.O_WRONLY
+		}
+		f, err := os.OpenFile(ep.Path, flag, 0)
+		if err != nil {
+			return openedSide{}, fmt.Errorf("open %s: %w", ep, err)
+		}
+		if write {
+			return openedSide{w: f, closer: f}, nil
+		}
+		return openedSide{r: f, closer: f}, nil
+	case File:
+		if write {
+			f, err := os.Create(ep.Path)
+			if err != nil {
+				return openedSide{}, fmt.Errorf("create %s: %w", ep, err)
+			}
+			return openedSide{w: f, closer: f, regular: isRegular(f)}, nil
+		}
+		f, err := os.Open(ep.Path)
+		if err != nil {
+			return openedSide{}, fmt.Errorf("open %s: %w", ep, err)
+		}
+		return openedSide{r: f, closer: f}, nil
+	}
+	return openedSide{}, fmt.Errorf("%s cannot be one side of RX|TX", ep)
+}
+
+func inheritedFD(fd int) (*os.File, error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return nil, fmt.Errorf("fd:%d: not an open file descriptor of this process: %w", fd, err)
+	}
+	return os.NewFile(uintptr(fd), fmt.Sprintf("fd:%d", fd)), nil
+}
+
+func ensureFIFO(path string) error {
+	st, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		if err := unix.Mkfifo(path, 0o600); err != nil && !errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("create fifo %s: %w", path, err)
+		}
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("fifo %s: %w", path, err)
+	}
+	if st.Mode()&fs.ModeNamedPipe == 0 {
+		return fmt.Errorf("fifo %s: exists and is not a FIFO", path)
+	}
+	return nil
+}
+
+// dialUnix connects to a unix stream socket, retrying while the listener
+// is not there yet, so that both ends of a link may be started at once.
+func dialUnix(ctx context.Context, path string, timeout time.Duration) (*net.UnixConn, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		c, err := net.DialUnix("unix", nil, &net.UnixAddr{Name: path, Net: "unix"})
+		if err == nil {
+			return c, nil
+		}
+		if !errors.Is(err, syscall.ENOENT) && !errors.Is(err, syscall.ECONNREFUSED) {
+			return nil, fmt.Errorf("unix:%s: %w", path, err)
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("unix:%s: nobody listening after %s (start the unix-listen side, or raise --connect-timeout): %w", path, timeout, err)
+		}
+		select {
+		case <-time.After(50 * time.Millisecond):
+		case <-ctx.Done():
+			return nil, fmt.Errorf("unix:%s: %w", path, ctx.Err())
+		}
+	}
+}
+
+// listenUnix listens on path, removing a stale socket file left by a
+// process that died, but never a socket somebody still listens on.
+func listenUnix(path string) (*net.UnixListener, error) {
+	if st, err := os.Lstat(path); err == nil {
+		if st.Mode()&fs.ModeSocket == 0 {
+			return nil, fmt.Errorf("unix-listen:%s: exists and is not a socket", path)
+		}
+		if c, err := net.Dial("unix", path); err == nil {
+			c.Close()
+			return nil, fmt.Errorf("unix-listen:%s: another process is listening there", path)
+		}
+		os.Remove(path)
+	}
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		return nil, fmt.Errorf("unix-listen:%s: %w", path, err)
+	}
+	l.SetUnlinkOnClose(true)
+	return l, nil
+}
+
+// serveSessions accepts peers one after another. A new peer replaces the
+// current one; frames sent while no peer is connected are dropped and
+// counted. A peer hanging up does not end the interface.
+func (e *linkEndpoint) serveSessions(l *net.UnixListener, format frame.Format) {
+	e.onStart = append(e.onStart, func() { e.acceptLoop(l, format) })
+}
+
+func (e *linkEndpoint) acceptLoop(l *net.UnixListener, format frame.Format) {
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		for {
+			c, err := l.AcceptUnix()
+			if err != nil {
+				return
+			}
+			e.log.Info("peer connected", "if", e.name)
+			w := frame.NewWriter(format, c)
+			w.Flush()
+			ref := &sinkRef{w: w, closer: c}
+			if old := e.sink.Swap(ref); old != nil && old.closer != nil {
+				old.closer.Close()
+			}
+			e.wg.Add(1)
+			go func() {
+				defer e.wg.Done()
+				if err := e.readLoop(frame.NewReader(format, c), false); err != nil {
+					e.log.Warn("peer session ended", "if", e.name, "err", err)
+				}
+				if e.sink.CompareAndSwap(ref, nil) {
+					e.log.Info("peer disconnected; waiting for the next", "if", e.name)
+				}
+				c.Close()
+			}()
+		}
+	}()
+}
+
+func seqpacketFD(fd int) (*net.UnixConn, error) {
+	typ, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE)
+	if err != nil {
+		return nil, fmt.Errorf("seqpacket:%d: not a socket: %w", fd, err)
+	}
+	if typ != unix.SOCK_SEQPACKET {
+		return nil, fmt.Errorf("seqpacket:%d: socket type %d is not SOCK_SEQPACKET", fd, typ)
+	}
+	// Larger buffers absorb bursts; the writer blocks when they are full.
+	unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, socketBuffer)
+	unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, socketBuffer)
+	f := os.NewFile(uintptr(fd), fmt.Sprintf("seqpacket:%d", fd))
+	c, err := net.FileConn(f)
+	f.Close() // FileConn dups the descriptor
+	if err != nil {
+		return nil, fmt.Errorf("seqpacket:%d: %w", fd, err)
+	}
+	uc, ok := c.(*net.UnixConn)
+	if !ok {
+		c.Close()
+		return nil, fmt.Errorf("seqpacket:%d: not a unix socket", fd)
+	}
+	return uc, nil
+}
+
+// packetConn carries one frame per message on a SOCK_SEQPACKET socket.
+type packetConn struct {
+	c     *net.UnixConn
+	buf   []byte
+	stats *LinkStats
+}
+
+// ReadFrame implements frame.Reader. Messages that are not frames (too
+// short, or truncated because they exceed the largest frame) are counted
+// and skipped.
+func (p *packetConn) ReadFrame() ([]byte, error) {
+	for {
+		n, _, flags, _, err := p.c.ReadMsgUnix(p.buf, nil)
+		if err != nil {
+			return nil, err
+		}
+		if n == 0 {
+			return nil, io.EOF
+		}
+		if flags&unix.MSG_TRUNC != 0 || n > frame.MaxFrame || n < frame.MinFrame {
+			p.stats.RxMalformed.Add(1)
+			continue
+		}
+		return p.buf[:n], nil
+	}
+}
+
+// WriteFrame implements frameSink.
+func (p *packetConn) WriteFrame(b []byte) error {
+	_, err := p.c.Write(b)
+	return err
+}
+
+// Flush implements frameSink; every message is already sent.
+func (*packetConn) Flush() error { return nil }
+
+// tapDevice keeps the TAP file referenced: its finalizer would close the fd
+// under fdbased and the NIC would silently stall.
+type tapDevice struct {
+	ifce *water.Interface
+	file *os.File
+}
+
+func (t *tapDevice) Close() error { return t.file.Close() }
+
+func openTAP(name string, mac tcpip.LinkAddress, mtu uint32) (stack.LinkEndpoint, *tapDevice, error) {
+	ifce, err := water.New(water.Config{DeviceType: water.TAP, PlatformSpecificParams: water.PlatformSpecificParams{Name: name}})
+	if err != nil {
+		if errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EACCES) || strings.Contains(err.Error(), "not permitted") {
+			return nil, nil, fmt.Errorf("tap:%s: creating a TAP device needs CAP_NET_ADMIN (run as root, or `setcap cap_net_admin+ep` on the nfpipe binary): %w", name, err)
+		}
+		return nil, nil, fmt.Errorf("tap:%s: %w", name, err)
+	}
+	f, ok := ifce.ReadWriteCloser.(*os.File)
+	if !ok {
+		ifce.Close()
+		return nil, nil, fmt.Errorf("tap:%s: unexpected device handle %T", name, ifce.ReadWriteCloser)
+	}
+	ep, err := fdbased.New(&fdbased.Options{
+		FDs:            []int{int(f.Fd())},
+		MTU:            mtu,
+		EthernetHeader: true,
+		Address:        mac,
+		// recvmmsg batches reads; one processor per link is enough here
+		// and keeps frame order.
+		PacketDispatchMode:   fdbased.RecvMMsg,
+		ProcessorsPerChannel: 1,
+	})
+	if err != nil {
+		f.Close()
+		return nil, nil, fmt.Errorf("tap:%s: %w", name, err)
+	}
+	return ep, &tapDevice{ifce: ifce, file: f}, nil
+}

@@ -1,0 +1,470 @@
+package netstack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"sync"
+	"time"
+
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/header"
+	"gvisor.dev/gvisor/pkg/tcpip/network/arp"
+	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
+	"gvisor.dev/gvisor/pkg/tcpip/network/ipv6"
+	"gvisor.dev/gvisor/pkg/tcpip/stack"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/icmp"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/raw"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
+)
+
+// Stack is one network function's TCP/IP stack with its NICs.
+type Stack struct {
+	s    *stack.Stack
+	cfg  Config
+	log  *slog.Logger
+	nics []*nicState
+
+	startOnce sync.Once
+	closeOnce sync.Once
+	done      chan struct{} // closed when every receive side that can end has ended
+}
+
+type nicState struct {
+	id    tcpip.NICID
+	cfg   NICConfig
+	mac   tcpip.LinkAddress
+	stats *LinkStats
+	link  *linkEndpoint // nil for TAP
+	nicEP *nicEndpoint
+	keep  any // a TAP device: must stay referenced
+}
+
+// New builds a stack from cfg: it opens every interface's files (waiting,
+// within ctx, for FIFO peers and unix listeners), creates the NICs with their
+// addresses, routes and neighbours. No frame moves until Start.
+func New(ctx context.Context, cfg Config, log *slog.Logger) (*Stack, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Stack{cfg: cfg, log: log, done: make(chan struct{})}
+	s.s = stack.New(stack.Options{
+		NetworkProtocols: []stack.NetworkProtocolFactory{
+			// IGMP and MLD off: nfpipe links carry only the traffic the
+			// functions make, so that counters and captures add up.
+			ipv4.NewProtocolWithOptions(ipv4.Options{}),
+			ipv6.NewProtocolWithOptions(ipv6.Options{
+				// No router solicitations, no DAD delay: addresses are
+				// usable at once and one-way links stay quiet.
+				NDPConfigs: ipv6.NDPConfigurations{MaxRtrSolicitations: 0},
+				DADConfigs: stack.DADConfigurations{DupAddrDetectTransmits: 0},
+			}),
+			arp.NewProtocol,
+		},
+		// TCP, UDP and ICMP are registered even on a router: transport
+		// headers are parsed through them (for port-aware rules and NAT).
+		TransportProtocols: []stack.TransportProtocolFactory{tcp.NewProtocol, udp.NewProtocol, icmp.NewProtocol4, icmp.NewProtocol6},
+		// Raw sockets let ping see ICMP errors (time exceeded, unreachable).
+		RawFactory: raw.EndpointFactory{},
+		HandleLocal: true,
+	})
+	if err := s.setOptions(); err != nil {
+		s.s.Close()
+		return nil, err
+	}
+	if err := s.addNICs(ctx); err != nil {
+		s.closeLinks()
+		s.s.Close()
+		return nil, err
+	}
+	if err := s.addRoutes(); err != nil {
+		s.closeLinks()
+		s.s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Stack) setOptions() error {
+	// SACK recovers from the drops of a congested queue without a timeout.
+	sack := tcpip.TCPSACKEnabled(true)
+	if err := s.s.SetTransportProtocolOption(tcp.ProtocolNumber, &sack); err != nil {
+		return fmt.Errorf("enable TCP SACK: %s", err)
+	}
+	// Buffers large enough for a few Gbit/s on a sub-millisecond path.
+	rcv := tcpip.TCPReceiveBufferSizeRangeOption{Min: 4096, Default: 1 << 20, Max: 8 << 20}
+	if err := s.s.SetTransportProtocolOption(tcp.ProtocolNumber, &rcv); err != nil {
+		return fmt.Errorf("set TCP receive buffer: %s", err)
+	}
+	snd := tcpip.TCPSendBufferSizeRangeOption{Min: 4096, Default: 1 << 20, Max: 8 << 20}
+	if err := s.s.SetTransportProtocolOption(tcp.ProtocolNumber, &snd); err != nil {
+		return fmt.Errorf("set TCP send buffer: %s", err)
+	}
+	mod := tcpip.TCPModerateReceiveBufferOption(true)
+	if err := s.s.SetTransportProtocolOption(tcp.ProtocolNumber, &mod); err != nil {
+		return fmt.Errorf("enable TCP receive buffer moderation: %s", err)
+	}
+	return nil
+}
+
+func (s *Stack) addNICs(ctx context.Context) error {
+	type opened struct {
+		child stack.LinkEndpoint
+		link  *linkEndpoint
+		keep  any
+		err   error
+	}
+	res := make([]opened, len(s.cfg.NICs))
+	var wg sync.WaitGroup
+	for i := range s.cfg.NICs {
+		nc := &s.cfg.NICs[i]
+		st := &nicState{id: tcpip.NICID(i + 1), cfg: *nc, stats: &LinkStats{}}
+		var first netip.Prefix
+		if len(nc.Addrs) > 0 {
+			first = nc.Addrs[0]
+		}
+		mac := nc.MAC
+		if mac == nil {
+			mac = DefaultMAC(s.cfg.Name, nc.Name, first)
+		}
+		st.mac = tcpip.LinkAddress(mac)
+		if st.cfg.MTU == 0 {
+			st.cfg.MTU = DefaultMTU
+		}
+		s.nics = append(s.nics, st)
+		wg.Add(1)
+		// Open all interfaces at once: FIFO opens block until their peer
+		// opens, and a peer may be waiting on another of our interfaces.
+		go func() {
+			defer wg.Done()
+			child, link, keep, err := openLink(ctx, nc, st.mac, st.cfg.MTU, s.log.With("if", nc.Name), st.stats, s.cfg.connectTimeout())
+			if err != nil {
+				err = fmt.Errorf("interface %q: %w", nc.Name, err)
+			}
+			res[i] = opened{child, link, keep, err}
+		}()
+	}
+	wg.Wait()
+	var errs []error
+	for i, r := range res {
+		st := s.nics[i]
+		st.link, st.keep = r.link, r.keep
+		if r.err != nil {
+			errs = append(errs, r.err)
+			continue
+		}
+		st.nicEP = newNICEndpoint(r.child, st.cfg.Name, st.mac, st.cfg.Link, st.stats)
+		st.nicEP.countFrames = st.link == nil
+		st.nicEP.forwarding = s.cfg.Forwarding
+		st.nicEP.isLocal = func(a tcpip.Address) bool {
+			return s.s.CheckLocalAddress(0, header.IPv4ProtocolNumber, a) != 0
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	for _, st := range s.nics {
+		if err := s.s.CreateNICWithOptions(st.id, st.nicEP, stack.NICOptions{Name: st.cfg.Name}); err != nil {
+			return fmt.Errorf("interface %q: create NIC: %s", st.cfg.Name, err)
+		}
+		for _, p := range st.cfg.Addrs {
+			proto := header.IPv4ProtocolNumber
+			if p.Addr().Is6() {
+				proto = header.IPv6ProtocolNumber
+			}
+			pa := tcpip.ProtocolAddress{Protocol: proto, AddressWithPrefix: tcpip.AddressWithPrefix{Address: tcpipAddr(p.Addr()), PrefixLen: p.Bits()}}
+			if err := s.s.AddProtocolAddress(st.id, pa, stack.AddressProperties{}); err != nil {
+				return fmt.Errorf("interface %q: add address %s: %s", st.cfg.Name, p, err)
+			}
+		}
+		if s.cfg.Forwarding {
+			for _, proto := range []tcpip.NetworkProtocolNumber{ipv4.ProtocolNumber, ipv6.ProtocolNumber} {
+				if _, err := s.s.SetNICForwarding(st.id, proto, true); err != nil {
+					return fmt.Errorf("interface %q: enable forwarding: %s", st.cfg.Name, err)
+				}
+			}
+		}
+		if st.cfg.Capture != "" {
+			s.startCapture(st)
+		}
+	}
+	return nil
+}
+
+// startCapture opens the capture file, or waits in the background for a
+// reader to open the capture FIFO; frames before then are not captured.
+func (s *Stack) startCapture(st *nicState) {
+	path := st.cfg.Capture
+	if fi, err := os.Stat(path); err == nil && fi.Mode()&os.ModeNamedPipe != 0 {
+		go func() {
+			f, err := os.OpenFile(path, os.O_WRONLY, 0)
+			if err != nil {
+				s.log.Warn("capture not started", "if", st.cfg.Name, "err", err)
+				return
+			}
+			st.nicEP.capture.Store(newCaptureWriter(f, s.log))
+		}()
+		return
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		s.log.Warn("capture not started", "if", st.cfg.Name, "err", err)
+		return
+	}
+	st.nicEP.capture.Store(newCaptureWriter(f, s.log))
+}
+
+func (s *Stack) addRoutes() error {
+	var table []tcpip.Route
+	for _, st := range s.nics {
+		for _, p := range st.cfg.Addrs {
+			table = append(table, tcpip.Route{Destination: subnet(p.Masked()), NIC: st.id})
+		}
+	}
+	routes := s.cfg.Routes
+	routes = append(routes, s.implicitDefaults(routes)...)
+	for _, r := range routes {
+		nic, err := s.routeNIC(r)
+		if err != nil {
+			return err
+		}
+		tr := tcpip.Route{Destination: subnet(r.Dst), NIC: nic}
+		if r.Gateway.IsValid() {
+			tr.Gateway = tcpipAddr(r.Gateway)
+		}
+		table = append(table, tr)
+	}
+	s.s.SetRouteTable(table)
+	for _, nb := range s.cfg.Neighbors {
+		nic, err := s.neighborNIC(nb)
+		if err != nil {
+			return err
+		}
+		proto := header.IPv4ProtocolNumber
+		if nb.Addr.Is6() {
+			proto = header.IPv6ProtocolNumber
+		}
+		if err := s.s.AddStaticNeighbor(nic, proto, tcpipAddr(nb.Addr), tcpip.LinkAddress(nb.MAC)); err != nil {
+			return fmt.Errorf("neighbour %s: %s", nb.Addr, err)
+		}
+	}
+	return nil
+}
+
+// implicitDefaults gives a function whose only interface cannot resolve
+// neighbours (a one-way pipe) an on-link default route per address family
+// it has, so that `host | router | host` needs no gateway: every frame goes
+// to the peer (broadcast) anyway.
+func (s *Stack) implicitDefaults(routes []Route) []Route {
+	if len(s.nics) != 1 || s.nics[0].cfg.Link.resolves() || s.cfg.Forwarding {
+		return nil
+	}
+	has := map[bool]bool{}
+	for _, r := range routes {
+		if r.Dst.Bits() == 0 {
+			has[r.Dst.Addr().Is4()] = true
+		}
+	}
+	var out []Route
+	for _, p := range s.nics[0].cfg.Addrs {
+		v4 := p.Addr().Is4()
+		if has[v4] {
+			continue
+		}
+		has[v4] = true
+		dst := netip.MustParsePrefix("0.0.0.0/0")
+		if !v4 {
+			dst = netip.MustParsePrefix("::/0")
+		}
+		out = append(out, Route{Dst: dst, NIC: s.nics[0].cfg.Name})
+	}
+	return out
+}
+
+func (s *Stack) nicByName(name string) *nicState {
+	for _, st := range s.nics {
+		if st.cfg.Name == name {
+			return st
+		}
+	}
+	return nil
+}
+
+// onLink returns the NIC whose connected subnets hold a.
+func (s *Stack) onLink(a netip.Addr) *nicState {
+	for _, st := range s.nics {
+		for _, p := range st.cfg.Addrs {
+			if p.Masked().Contains(a) {
+				return st
+			}
+		}
+	}
+	return nil
+}
+
+func (s *Stack) routeNIC(r Route) (tcpip.NICID, error) {
+	if r.NIC != "" {
+		st := s.nicByName(r.NIC)
+		if st == nil {
+			return 0, fmt.Errorf("route %s: no interface %q", r, r.NIC)
+		}
+		return st.id, nil
+	}
+	if st := s.onLink(r.Gateway); st != nil {
+		return st.id, nil
+	}
+	return 0, fmt.Errorf("route %s: gateway %s is not in the subnet of any interface (add an address in its subnet, or say dev NAME)", r, r.Gateway)
+}
+
+func (s *Stack) neighborNIC(nb Neighbor) (tcpip.NICID, error) {
+	if nb.NIC != "" {
+		if st := s.nicByName(nb.NIC); st != nil {
+			return st.id, nil
+		}
+		return 0, fmt.Errorf("neighbour %s: no interface %q", nb.Addr, nb.NIC)
+	}
+	if st := s.onLink(nb.Addr); st != nil {
+		return st.id, nil
+	}
+	if len(s.nics) == 1 {
+		return s.nics[0].id, nil
+	}
+	return 0, fmt.Errorf("neighbour %s: not in the subnet of any interface; say dev NAME", nb.Addr)
+}
+
+// Start lets frames flow: the receive loops and transmit writers start.
+func (s *Stack) Start() {
+	s.startOnce.Do(func() {
+		var ends []*linkEndpoint
+		for _, st := range s.nics {
+			if st.link != nil {
+				st.link.start()
+				if st.link.rxEnds {
+					ends = append(ends, st.link)
+				}
+			}
+		}
+		if len(ends) == 0 {
+			return // nothing can end: run until stopped
+		}
+		go func() {
+			for _, l := range ends {
+				<-l.rxDone
+			}
+			close(s.done)
+		}()
+	})
+}
+
+// Done is closed when every receive side that can end (a pipe, a FIFO, a
+// file, a connected socket) has reached its end. It never closes for a
+// function whose interfaces cannot end (TAP, unix-listen) or that has none.
+func (s *Stack) Done() <-chan struct{} { return s.done }
+
+// Err returns the receive errors (fatal malformed input, read failures) of
+// the interfaces that ended, joined.
+func (s *Stack) Err() error {
+	var errs []error
+	for _, st := range s.nics {
+		if st.link == nil || !st.link.rxEnds {
+			continue
+		}
+		select {
+		case <-st.link.rxDone:
+			if st.link.rxErr != nil {
+				errs = append(errs, st.link.rxErr)
+			}
+		default:
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Drain waits up to timeout for every queued frame to be written out. It
+// reports whether everything was written.
+func (s *Stack) Drain(timeout time.Duration) bool {
+	deadline := time.Now().Add(timeout)
+	ok := true
+	for _, st := range s.nics {
+		if st.link != nil && !st.link.drain(deadline) {
+			ok = false
+		}
+	}
+	return ok
+}
+
+// UsesStdout reports whether an interface sends frames on standard output,
+// so that reports must go elsewhere.
+func (s *Stack) UsesStdout() bool {
+	for _, n := range s.cfg.NICs {
+		if n.Link.Tx.Kind == Stdout || (n.Link.Tx.Kind == FD && n.Link.Tx.FD == 1) {
+			return true
+		}
+	}
+	return false
+}
+
+// Close stops every link and the stack. It is idempotent.
+func (s *Stack) Close() {
+	s.closeOnce.Do(func() {
+		s.closeLinks()
+		s.s.Close()
+		s.s.Wait()
+	})
+}
+
+func (s *Stack) closeLinks() {
+	for _, st := range s.nics {
+		if st.link != nil {
+			st.link.Close()
+		}
+		if st.nicEP != nil {
+			if c := st.nicEP.capture.Swap(nil); c != nil {
+				c.close()
+			}
+		}
+		if t, ok := st.keep.(*tapDevice); ok {
+			t.Close()
+		}
+	}
+}
+
+// Interfaces describes the NICs as configured: name, MAC, MTU, addresses
+// and link, for logs and reports.
+func (s *Stack) Interfaces() []InterfaceInfo {
+	var out []InterfaceInfo
+	for _, st := range s.nics {
+		out = append(out, InterfaceInfo{Name: st.cfg.Name, MAC: st.mac.String(), MTU: st.cfg.MTU, Addrs: st.cfg.Addrs, Link: st.cfg.Link.String(), OneWay: !st.cfg.Link.resolves()})
+	}
+	return out
+}
+
+// InterfaceInfo describes one NIC.
+type InterfaceInfo struct {
+	Name   string         `json:"name"`
+	MAC    string         `json:"mac"`
+	MTU    uint32         `json:"mtu"`
+	Addrs  []netip.Prefix `json:"addrs"`
+	Link   string         `json:"link"`
+	OneWay bool           `json:"no_resolution"`
+}
+
+func tcpipAddr(a netip.Addr) tcpip.Address {
+	return tcpip.AddrFromSlice(a.Unmap().AsSlice())
+}
+
+func netipAddr(a tcpip.Address) netip.Addr {
+	n, _ := netip.AddrFromSlice(a.AsSlice())
+	return n
+}
+
+func subnet(p netip.Prefix) tcpip.Subnet {
+	return tcpip.AddressWithPrefix{Address: tcpipAddr(p.Addr()), PrefixLen: p.Bits()}.Subnet()
+}

@@ -1,0 +1,78 @@
+package vnf
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/nfpipe/nfpipe/netstack"
+)
+
+// StatsReport is the JSON form of a function's counters (--stats=json).
+type StatsReport struct {
+	Name string         `json:"name"`
+	Kind string         `json:"kind"`
+	Net  netstack.Stats `json:"stack"`
+	// Apps holds what the function's own applications counted.
+	Apps any `json:"apps,omitempty"`
+}
+
+func writeStats(w io.Writer, format string, cfg *Config, stk *netstack.Stack, fn Function) {
+	rep := StatsReport{Name: cfg.Stack.Name, Kind: cfg.Kind, Net: stk.Stats()}
+	if r, ok := fn.(Reporter); ok {
+		rep.Apps = r.Report()
+	}
+	if format == "json" {
+		b, _ := json.MarshalIndent(rep, "", "  ")
+		fmt.Fprintf(w, "%s\n", b)
+		return
+	}
+	writeText(w, &rep)
+}
+
+// writeText prints the counters as a table per interface, then the
+// non-zero stack counters, the way `ip -s link` and `netstat -s` readers
+// expect.
+func writeText(w io.Writer, rep *StatsReport) {
+	fmt.Fprintf(w, "== %s (%s) counters ==\n", rep.Name, rep.Kind)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "IFACE\tRX-FRAMES\tRX-BYTES\tTX-FRAMES\tTX-BYTES\tDROPS\tLINK")
+	for _, ifc := range rep.Net.Interfaces {
+		c := ifc.Counters
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%s\n", ifc.Name, c["rx_frames"], c["rx_bytes"], c["tx_frames"], c["tx_bytes"], ifc.Drops, ifc.Link)
+	}
+	tw.Flush()
+	var notes []string
+	for _, ifc := range rep.Net.Interfaces {
+		for _, k := range []string{"rx_malformed", "rx_other_host", "rx_dropped", "rx_ttl_expired", "tx_no_path", "tx_errors", "tx_queue_drops", "tx_waits"} {
+			if v := ifc.Counters[k]; v > 0 {
+				notes = append(notes, fmt.Sprintf("%s.%s=%d", ifc.Name, k, v))
+			}
+		}
+	}
+	if len(notes) > 0 {
+		fmt.Fprintf(w, "link events: %s\n", strings.Join(notes, " "))
+	}
+	var keys []string
+	for k, v := range rep.Net.Protocols {
+		if v > 0 {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	if len(keys) > 0 {
+		fmt.Fprintln(w, "stack counters (non-zero):")
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		for _, k := range keys {
+			fmt.Fprintf(tw, "  %s\t%d\n", k, rep.Net.Protocols[k])
+		}
+		tw.Flush()
+	}
+	if rep.Apps != nil {
+		b, _ := json.Marshal(rep.Apps)
+		fmt.Fprintf(w, "apps: %s\n", b)
+	}
+}

@@ -1,0 +1,135 @@
+package vnf
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/nfpipe/nfpipe/netstack"
+)
+
+// Exit statuses of a function process.
+const (
+	ExitOK      = 0 // finished, and the function's own checks passed
+	ExitFailed  = 1 // the function failed: loss, mismatch, bad input, I/O error
+	ExitBadSpec = 2 // the configuration was wrong; nothing ran
+)
+
+// drainTimeout bounds how long a stopping function waits for queued frames
+// to be written.
+const drainTimeout = 5 * time.Second
+
+// Runner runs one function in this process.
+type Runner struct {
+	Registry *Registry
+	Log      *slog.Logger
+	// Stdout and Stderr are the process's outputs for reports; frames on
+	// stdin/stdout use the real os.Stdin/os.Stdout.
+	Stdout, Stderr io.Writer
+}
+
+// Run runs the function cfg describes until it finishes, its input ends,
+// ctx is cancelled (a signal) or its timeout passes, and returns the exit
+// status. Errors are logged.
+func (r *Runner) Run(ctx context.Context, cfg Config) int {
+	log := r.Log
+	kind, err := r.Registry.Lookup(cfg.Kind)
+	if err != nil {
+		log.Error(err.Error())
+		return ExitBadSpec
+	}
+	if cfg.Stack.Name == "" {
+		cfg.Stack.Name = kind.Name
+	}
+	cfg.Stack.Forwarding = kind.Forwarding
+	log = log.With("vnf", cfg.Stack.Name, "kind", kind.Name)
+	fn, err := kind.New(&cfg)
+	if err != nil {
+		log.Error(fmt.Sprintf("%s: %v", kind.Name, err))
+		return ExitBadSpec
+	}
+	if cfg.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, cfg.Timeout)
+		defer cancel()
+	}
+	stk, err := netstack.New(ctx, cfg.Stack, log)
+	if err != nil {
+		log.Error(err.Error())
+		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+			return ExitFailed
+		}
+		return ExitBadSpec
+	}
+	defer stk.Close()
+	out := r.Stdout
+	if stk.UsesStdout() {
+		out = r.Stderr
+	}
+	env := &Env{Stack: stk, Log: log, Out: out, Config: &cfg}
+	for _, ifc := range stk.Interfaces() {
+		log.Debug("interface", "if", ifc.Name, "mac", ifc.MAC, "mtu", ifc.MTU, "addrs", ifc.Addrs, "link", ifc.Link, "no_resolution", ifc.OneWay)
+	}
+
+	usr1 := make(chan os.Signal, 1)
+	signal.Notify(usr1, syscall.SIGUSR1)
+	defer signal.Stop(usr1)
+	go func() {
+		for range usr1 {
+			writeStats(r.Stderr, "text", &cfg, stk, fn)
+		}
+	}()
+
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	if s, ok := fn.(Starter); ok {
+		if err := s.Start(runCtx, env); err != nil {
+			log.Error(err.Error())
+			return ExitFailed
+		}
+	}
+	stk.Start()
+	result := make(chan error, 1)
+	go func() { result <- fn.Run(runCtx, env) }()
+
+	var inputEnded <-chan struct{}
+	if !cfg.Linger {
+		inputEnded = stk.Done()
+	}
+	var fnErr error
+	select {
+	case fnErr = <-result:
+	case <-inputEnded:
+		log.Debug("input ended; stopping")
+		stop()
+		fnErr = <-result
+	case <-ctx.Done():
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			log.Info("timeout reached; stopping", "timeout", cfg.Timeout)
+		}
+		stop()
+		fnErr = <-result
+	}
+	if !stk.Drain(drainTimeout) {
+		log.Warn("not every queued frame was written before stopping; the rest is dropped and counted")
+	}
+	code := ExitOK
+	if fnErr != nil && !errors.Is(fnErr, context.Canceled) {
+		log.Error(fnErr.Error())
+		code = ExitFailed
+	}
+	if err := stk.Err(); err != nil {
+		log.Error(err.Error())
+		code = ExitFailed
+	}
+	if cfg.Stats != "" {
+		writeStats(out, cfg.Stats, &cfg, stk, fn)
+	}
+	return code
+}
