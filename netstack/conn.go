@@ -302,4 +302,3 @@ func checksum(b []byte) uint16 {
 	}
 	return uint16(sum)
 }
-

@@ -16,17 +16,17 @@ type EndpointKind int
 // Endpoint kinds. Two-way kinds (stdio, fd, unix, unix-listen, seqpacket,
 // tap) carry both directions on one object; the others carry one.
 const (
-	None        EndpointKind = iota // no such side: the link is one-way
-	Stdin                           // the process's standard input
-	Stdout                          // the process's standard output
-	Stdio                           // stdin for receiving, stdout for sending
-	FD                              // an inherited file descriptor carrying a byte stream
-	FIFO                            // a named pipe, created if missing
-	File                            // a regular file: replayed when receiving, written when sending
-	Unix                            // a unix stream socket we connect to
-	UnixListen                      // a unix stream socket we listen on; peers may reconnect
-	Seqpacket                       // an inherited unix SOCK_SEQPACKET fd: one frame per message
-	TAP                             // a Linux TAP device
+	None       EndpointKind = iota // no such side: the link is one-way
+	Stdin                          // the process's standard input
+	Stdout                         // the process's standard output
+	Stdio                          // stdin for receiving, stdout for sending
+	FD                             // an inherited file descriptor carrying a byte stream
+	FIFO                           // a named pipe, created if missing
+	File                           // a regular file: replayed when receiving, written when sending
+	Unix                           // a unix stream socket we connect to
+	UnixListen                     // a unix stream socket we listen on; peers may reconnect
+	Seqpacket                      // an inherited unix SOCK_SEQPACKET fd: one frame per message
+	TAP                            // a Linux TAP device
 )
 
 var kindNames = map[EndpointKind]string{

@@ -31,8 +31,8 @@ type openedSide struct {
 	r        io.Reader
 	w        io.Writer
 	closer   io.Closer
-	regular  bool            // a regular file: batch writes
-	packet   *net.UnixConn   // a SOCK_SEQPACKET socket
+	regular  bool          // a regular file: batch writes
+	packet   *net.UnixConn // a SOCK_SEQPACKET socket
 	listener *net.UnixListener
 }
 

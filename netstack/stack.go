@@ -72,7 +72,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Stack, error) {
 		// headers are parsed through them (for port-aware rules and NAT).
 		TransportProtocols: []stack.TransportProtocolFactory{tcp.NewProtocol, udp.NewProtocol, icmp.NewProtocol4, icmp.NewProtocol6},
 		// Raw sockets let ping see ICMP errors (time exceeded, unreachable).
-		RawFactory: raw.EndpointFactory{},
+		RawFactory:  raw.EndpointFactory{},
 		HandleLocal: true,
 	})
 	if err := s.setOptions(); err != nil {
@@ -144,7 +144,7 @@ func (s *Stack) addNICs(ctx context.Context) error {
 		// opens, and a peer may be waiting on another of our interfaces.
 		go func() {
 			defer wg.Done()
-			child, link, keep, err := openLink(ctx, nc, st.mac, st.cfg.MTU, s.log.With("if", nc.Name), st.stats, s.cfg.connectTimeout())
+			child, link, keep, err := openLink(ctx, nc, st.mac, st.cfg.MTU, s.log, st.stats, s.cfg.connectTimeout())
 			if err != nil {
 				err = fmt.Errorf("interface %q: %w", nc.Name, err)
 			}

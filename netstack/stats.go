@@ -88,9 +88,12 @@ func walkStats(prefix string, v reflect.Value, out map[string]uint64) {
 		if !f.IsExported() {
 			continue
 		}
-		name := snake(f.Name)
-		if prefix != "" {
-			name = prefix + "." + name
+		name := prefix
+		if !f.Anonymous { // embedded structs add fields, not a level
+			name = snake(f.Name)
+			if prefix != "" {
+				name = prefix + "." + name
+			}
 		}
 		walkStats(name, v.Field(i), out)
 	}
@@ -110,8 +113,10 @@ func uitoa(u uint64) string {
 	return string(b[i:])
 }
 
-// snake turns "PacketsReceived" into "packets_received" and "ICMP" into "icmp".
+// snake turns "PacketsReceived" into "packets_received", "ICMP" into "icmp"
+// and "ICMPv4" into "icmpv4".
 func snake(s string) string {
+	s = strings.NewReplacer("v4", "V4", "v6", "V6").Replace(s)
 	var b strings.Builder
 	r := []rune(s)
 	for i, c := range r {

@@ -364,4 +364,3 @@ func levenshtein(a, b string) int {
 	}
 	return prev[len(b)]
 }
-

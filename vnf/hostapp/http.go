@@ -245,11 +245,13 @@ func (h *httpServer) Run(ctx context.Context, env *Env) error {
 	h.mu.Unlock()
 	h.bound.set(ln.Addr())
 
+	var fresh connSet
 	srv := &http.Server{
 		Handler:           h.handler(),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+		ConnState:         fresh.track,
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
@@ -260,6 +262,13 @@ func (h *httpServer) Run(ctx context.Context, env *Env) error {
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), httpShutdownGrace)
 	defer cancel()
+	// Shutdown leaves connections that have not sent a whole request for
+	// 5 s in case one is about to; a stopping function has no use for
+	// them.
+	go func() {
+		time.Sleep(10 * time.Millisecond) // let Shutdown close the listener first
+		fresh.closeAll()
+	}()
 	if err := srv.Shutdown(sctx); err != nil {
 		log.Warn("requests still running after the grace period; closing them", "grace", httpShutdownGrace)
 		srv.Close()
@@ -268,6 +277,36 @@ func (h *httpServer) Run(ctx context.Context, env *Env) error {
 	st := h.Stats().(HTTPServerStats)
 	newOutput(env).printf("http server %s: %d requests, %d bytes", st.Listen, st.Requests, st.Bytes)
 	return nil
+}
+
+// connSet tracks the server's connections that have not yet sent a
+// request.
+type connSet struct {
+	mu    sync.Mutex
+	conns map[net.Conn]struct{}
+}
+
+// track is an http.Server ConnState hook.
+func (s *connSet) track(c net.Conn, state http.ConnState) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.conns == nil {
+		s.conns = map[net.Conn]struct{}{}
+	}
+	if state == http.StateNew {
+		s.conns[c] = struct{}{}
+	} else {
+		delete(s.conns, c)
+	}
+}
+
+// closeAll closes the connections that are still waiting for a request.
+func (s *connSet) closeAll() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		c.Close()
+	}
 }
 
 // handler returns the routes, wrapped to count requests.

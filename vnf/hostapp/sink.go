@@ -342,26 +342,32 @@ func (k *sinkApp) handleTCP(ctx context.Context, c net.Conn) {
 func (k *sinkApp) report(out *output, st SinkStats) {
 	var b bytes.Buffer
 	if len(st.Flows) > 0 {
+		// The tabwriter right-aligns the figures; padding the addresses to
+		// one width keeps them left-aligned.
+		rows := st.Flows[:min(len(st.Flows), sinkTableRows)]
+		width := len("from")
+		for _, f := range rows {
+			width = max(width, len(f.From))
+		}
 		tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
 		if k.proto == "udp" {
-			fmt.Fprintf(tw, "  from\tpackets\tbytes\tlost\tdup\treord\tseconds\tpps\trate\t\n")
+			fmt.Fprintf(tw, "  %-*s\tpackets\tbytes\tlost\tdup\treord\tseconds\tpps\trate\t\n", width, "from")
 		} else {
-			fmt.Fprintf(tw, "  from\tconns\tbytes\tseconds\trate\t\n")
+			fmt.Fprintf(tw, "  %-*s\tconns\tbytes\tseconds\trate\t\n", width, "from")
 		}
-		for i, f := range st.Flows {
-			if i == sinkTableRows {
-				fmt.Fprintf(tw, "  ... and %d more flows\t\n", len(st.Flows)-i)
-				break
-			}
+		for _, f := range rows {
 			d := f.Last.Sub(f.First)
 			if k.proto == "udp" {
-				fmt.Fprintf(tw, "  %s\t%d\t%d\t%d\t%d\t%d\t%.2f\t%.0f\t%s\t\n", f.From, f.Packets, f.Bytes, f.Lost, f.Duplicates, f.Reordered,
+				fmt.Fprintf(tw, "  %-*s\t%d\t%d\t%d\t%d\t%d\t%.2f\t%.0f\t%s\t\n", width, f.From, f.Packets, f.Bytes, f.Lost, f.Duplicates, f.Reordered,
 					d.Seconds(), perSecond(float64(f.Packets), d), fmtBits(f.BitsPerSec))
 			} else {
-				fmt.Fprintf(tw, "  %s\t%d\t%d\t%.2f\t%s\t\n", f.From, f.Connections, f.Bytes, d.Seconds(), fmtBits(f.BitsPerSec))
+				fmt.Fprintf(tw, "  %-*s\t%d\t%d\t%.2f\t%s\t\n", width, f.From, f.Connections, f.Bytes, d.Seconds(), fmtBits(f.BitsPerSec))
 			}
 		}
 		tw.Flush()
+		if more := len(st.Flows) - len(rows); more > 0 {
+			fmt.Fprintf(&b, "  ... and %d more flows\n", more)
+		}
 	}
 	plural := "s"
 	if len(st.Flows) == 1 {
