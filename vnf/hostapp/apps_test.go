@@ -331,7 +331,7 @@ func TestBulk(t *testing.T) {
 	text := out.String()
 	for _, re := range []string{
 		`(?m)^\[  0\.00-[01]\.\d\d s\]  [0-9.]+ [KMG]?Bytes  [0-9.]+ [kMG]?bit/s$`,
-		`(?m)^bulk ` + regexp.QuoteMeta(srv.dialable().String()) + `: sent [0-9.]+ [KMG]?Bytes in 1\.\d\d s = [0-9.]+ [kMG]?bit/s; receiver got [0-9.]+ [KMG]?Bytes = [0-9.]+ [kMG]?bit/s$`,
+		`(?m)^bulk ` + regexp.QuoteMeta(srv.dialable().String()) + `: sent [0-9.]+ [KMG]?Bytes in \d+\.\d\d s = [0-9.]+ [kMG]?bit/s; receiver got [0-9.]+ [KMG]?Bytes = [0-9.]+ [kMG]?bit/s$`,
 		`(?m)^bulk: received [0-9.]+ [KMG]?Bytes from 127\.0\.0\.1:\d+ in [0-9.]+ s = [0-9.]+ [kMG]?bit/s$`,
 	} {
 		if !regexp.MustCompile(re).MatchString(text) {

@@ -159,7 +159,8 @@ func (b *bulkClient) Run(ctx context.Context, env *Env) error {
 	mark, next := start, start.Add(time.Second)
 	var sent, markSent int64
 	var sendErr error
-	for now := start; now.Before(end); {
+	now := start
+	for now.Before(end) {
 		n, err := writeFull(conn, buf)
 		sent += int64(n)
 		now = time.Now()
@@ -175,9 +176,9 @@ func (b *bulkClient) Run(ctx context.Context, env *Env) error {
 			}
 		}
 	}
-	sendTime := time.Since(start)
+	sendTime := now.Sub(start)
 	if sendErr == nil && sent > markSent {
-		b.interval(out, start, mark, time.Now(), sent-markSent)
+		b.interval(out, start, mark, now, sent-markSent)
 	}
 	b.mu.Lock()
 	b.stats.SentBytes = sent

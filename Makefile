@@ -1,0 +1,40 @@
+# nfpipe: `make demo` runs the built-in demo, `make test` runs every test.
+GO ?= go
+BIN := bin/nfpipe
+
+.PHONY: all build demo test test-short fuzz deps vet clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/nfpipe
+
+# The main job on a built-in default: hosts and a router as separate
+# processes, two-way over unix sockets and one-way over pipes.
+demo: build
+	./$(BIN) demo
+
+deps:
+	./scripts/install-deps.sh
+
+vet:
+	test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
+	$(GO) vet ./...
+
+# Everything CI runs: install test tools, vet, then all tests with the race
+# detector (root-only tests run when root and skip with a reason otherwise).
+test: deps vet
+	$(GO) test -race -count=1 -timeout 20m ./...
+
+test-short:
+	$(GO) test -short -count=1 ./...
+
+# Run each fuzz target for a while (FUZZTIME=30s by default).
+FUZZTIME ?= 30s
+fuzz:
+	for t in $$($(GO) test -list 'Fuzz.*' ./netstack/frame/ | grep ^Fuzz); do \
+		$(GO) test -run='^$$' -fuzz="^$$t$$" -fuzztime=$(FUZZTIME) ./netstack/frame/ || exit 1; \
+	done
+
+clean:
+	rm -rf bin
