@@ -28,16 +28,25 @@ type Format int
 const (
 	// QEMU prefixes each frame with its length as a 4-byte big-endian
 	// integer. It is byte-compatible with QEMU's `-netdev stream` (and
-	// `-netdev socket`) and with passt/pasta.
+	// `-netdev socket`) and with passt.
 	QEMU Format = iota
 	// VDE prefixes each frame with its length as a 2-byte big-endian
 	// integer, as vde_plug does on its standard input and output.
 	VDE
 	// PCAP is a libpcap savefile stream with LINKTYPE_ETHERNET, as written
-	// by `tcpdump -w -`. Readers also accept pcapng.
+	// by `tcpdump -w -`. Readers take either byte order and microsecond or
+	// nanosecond timestamps, and also read pcapng (`dumpcap -w -`),
+	// skipping packets of non-Ethernet interfaces.
 	PCAP
 	// Hex is one frame per text line in hexadecimal, EtherPIPE style, so
-	// that frames can be read, grepped and typed by hand.
+	// that frames can be read, grepped and typed by hand. Writers put the
+	// destination MAC, source MAC and EtherType as runs of upper-case
+	// digits and every further byte as a space-separated pair:
+	//
+	//	FFFFFFFFFFFF 0250AABBCCDD 0800 45 00 00 54 ...
+	//
+	// Readers ignore case, blanks and ':' or '-' separators, skip empty
+	// lines and lines starting with '#', and accept CRLF line ends.
 	Hex
 )
 
@@ -219,6 +228,7 @@ func (f badFormat) Flush() error               { return f.err() }
 // MalformedError reports bad input: a frame, record or line that does not
 // follow the format.
 type MalformedError struct {
+	// Format is the format the stream was read as.
 	Format Format
 	// Offset is the byte offset in the stream where the bad frame, record,
 	// block or line began.

@@ -245,6 +245,7 @@ func (h *httpServer) Run(ctx context.Context, env *Env) error {
 	h.mu.Unlock()
 	h.bound.set(ln.Addr())
 
+	ln = &onceCloseListener{Listener: ln}
 	var fresh connSet
 	srv := &http.Server{
 		Handler:           h.handler(),
@@ -264,11 +265,9 @@ func (h *httpServer) Run(ctx context.Context, env *Env) error {
 	defer cancel()
 	// Shutdown leaves connections that have not sent a whole request for
 	// 5 s in case one is about to; a stopping function has no use for
-	// them.
-	go func() {
-		time.Sleep(10 * time.Millisecond) // let Shutdown close the listener first
-		fresh.closeAll()
-	}()
+	// them. Closing the listener first means no new one can join them.
+	ln.Close()
+	fresh.closeAll()
 	if err := srv.Shutdown(sctx); err != nil {
 		log.Warn("requests still running after the grace period; closing them", "grace", httpShutdownGrace)
 		srv.Close()
@@ -277,6 +276,20 @@ func (h *httpServer) Run(ctx context.Context, env *Env) error {
 	st := h.Stats().(HTTPServerStats)
 	newOutput(env).printf("http server %s: %d requests, %d bytes", st.Listen, st.Requests, st.Bytes)
 	return nil
+}
+
+// onceCloseListener lets Run close the listener before Shutdown does,
+// without Shutdown reporting the second close as a failure.
+type onceCloseListener struct {
+	net.Listener
+	once sync.Once
+	err  error
+}
+
+// Close implements net.Listener.
+func (l *onceCloseListener) Close() error {
+	l.once.Do(func() { l.err = l.Listener.Close() })
+	return l.err
 }
 
 // connSet tracks the server's connections that have not yet sent a

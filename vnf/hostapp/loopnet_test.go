@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"runtime"
 	"strconv"
 	"sync"
 	"testing"
@@ -155,6 +156,24 @@ func (s *server) dialable() netip.AddrPort {
 		a = netip.MustParseAddr("127.0.0.1")
 	}
 	return netip.AddrPortFrom(a, s.addr.Port())
+}
+
+// checkGoroutines fails the test if it leaves goroutines behind. Call it
+// first, so that its cleanup runs after the servers' cleanups.
+func checkGoroutines(t *testing.T) {
+	t.Helper()
+	before := runtime.NumGoroutine()
+	t.Cleanup(func() {
+		deadline := time.Now().Add(3 * time.Second)
+		for runtime.NumGoroutine() > before {
+			if time.Now().After(deadline) {
+				buf := make([]byte, 1<<20)
+				t.Errorf("%d goroutines left behind (%d before):\n%s", runtime.NumGoroutine()-before, before, buf[:runtime.Stack(buf, true)])
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	})
 }
 
 // runClient parses spec with ParseRun and runs it to completion.

@@ -89,6 +89,11 @@ type FlowStats struct {
 }
 
 func parseSink(s *spec) (App, error) {
+	if _, ok := s.lookup("expect"); ok {
+		// The count belongs to the host, which may run several sinks
+		// from one --expect; say where it goes.
+		return nil, fmt.Errorf("unknown option %q in %q (sink takes no options; use the host's --expect N)", "expect", s.text)
+	}
 	if err := s.checkOptions(); err != nil {
 		return nil, err
 	}
@@ -284,6 +289,8 @@ func (k *sinkApp) recordUDP(from netip.AddrPort, b []byte, now time.Time) {
 func addrPortOf(a net.Addr) netip.AddrPort {
 	var ap netip.AddrPort
 	switch a := a.(type) {
+	case nil:
+		return ap
 	case *net.UDPAddr:
 		ap = a.AddrPort()
 	case *net.TCPAddr:

@@ -146,7 +146,10 @@ func (s *spec) durOpt(key string, def time.Duration, allowZero bool) (time.Durat
 	if err != nil {
 		return 0, s.badOption(o, "want a duration such as 200ms or 3s")
 	}
-	if d < 0 || d == 0 && !allowZero {
+	if d < 0 && allowZero {
+		return 0, s.badOption(o, "want a duration of zero or more")
+	}
+	if d <= 0 && !allowZero {
 		return 0, s.badOption(o, "want a duration greater than zero")
 	}
 	return d, nil
@@ -196,8 +199,8 @@ func parseSize(v string) (int64, error) {
 // rate is a sending rate: packets per second or payload bits per second.
 // The zero rate means unlimited.
 type rate struct {
-	PPS float64 `json:"pps,omitempty"`
-	BPS float64 `json:"bps,omitempty"`
+	PPS float64
+	BPS float64
 }
 
 // rateOpt returns the rate option key; absent means unlimited.
@@ -292,6 +295,9 @@ func (s *spec) protoListen(usage string) (string, netip.AddrPort, error) {
 		}
 		ap, err := s.listenAddr(rest)
 		return p, ap, err
+	}
+	if p, _, ok := strings.Cut(first, ":"); ok && isOptionName(p) && p != "" {
+		return "", netip.AddrPort{}, s.badArg("protocol", p, "want tcp:PORT or udp:PORT"+didYouMean(p, []string{"tcp", "udp"}))
 	}
 	p, err := s.proto(first)
 	if err != nil {
