@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/nfpipe/nfpipe/internal/suggest"
 	"github.com/nfpipe/nfpipe/netstack/frame"
 )
 
@@ -194,7 +195,7 @@ func ParseNIC(s string) (NICConfig, error) {
 			}
 			n.Capture = v
 		default:
-			return n, fmt.Errorf("interface %q: unknown option %q%s (valid: format, mac, mtu, ip, peer, timing, capture)", s, k, suggest(k, []string{"format", "mac", "mtu", "ip", "peer", "timing", "capture"}))
+			return n, fmt.Errorf("interface %q: unknown option %q%s (valid: format, mac, mtu, ip, peer, timing, capture)", s, k, suggest.DidYouMean(k, []string{"format", "mac", "mtu", "ip", "peer", "timing", "capture"}))
 		}
 	}
 	if isPcapSide(parts[0]) {
@@ -302,7 +303,7 @@ func parseEndpoint(s string) (Endpoint, error) {
 		}
 		return Endpoint{Kind: TAP, Path: arg}, nil
 	}
-	return Endpoint{}, fmt.Errorf("unknown endpoint kind %q in %q%s", kind, s, suggest(kind, []string{"fd", "fifo", "file", "pcap", "unix", "unix-listen", "seqpacket", "tap"}))
+	return Endpoint{}, fmt.Errorf("unknown endpoint kind %q in %q%s", kind, s, suggest.DidYouMean(kind, []string{"fd", "fifo", "file", "pcap", "unix", "unix-listen", "seqpacket", "tap"}))
 }
 
 // ParsePrefix parses an interface address with its prefix length. A bare
@@ -395,39 +396,4 @@ func ParseNeighbor(s string) (Neighbor, error) {
 		nb.NIC = f[2]
 	}
 	return nb, nil
-}
-
-// suggest returns ` (did you mean "x"?)` for the closest candidate within
-// edit distance 2, or "".
-func suggest(word string, candidates []string) string {
-	best, bestD := "", 3
-	for _, c := range candidates {
-		if d := editDistance(word, c); d < bestD {
-			best, bestD = c, d
-		}
-	}
-	if best == "" {
-		return ""
-	}
-	return fmt.Sprintf(" (did you mean %q?)", best)
-}
-
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }

@@ -6,7 +6,6 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
-	"sort"
 	"strings"
 	"syscall"
 
@@ -14,6 +13,7 @@ import (
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
 
+	"github.com/nfpipe/nfpipe/internal/suggest"
 	"github.com/nfpipe/nfpipe/netstack"
 	"github.com/nfpipe/nfpipe/vnf"
 )
@@ -189,7 +189,7 @@ func loadSettings(cmd *cobra.Command) (*viper.Viper, error) {
 		cmd.Flags().VisitAll(func(f *pflag.Flag) { known = append(known, f.Name) })
 		for _, key := range v.AllKeys() {
 			if cmd.Flags().Lookup(key) == nil && key != "config" {
-				return nil, fmt.Errorf("config %s: unknown setting %q%s (settings are the flags of 'nfpipe vnf %s', without dashes)", path, key, suggest(key, known), cmd.Name())
+				return nil, fmt.Errorf("config %s: unknown setting %q%s (settings are the flags of 'nfpipe vnf %s', without dashes)", path, key, suggest.DidYouMean(key, known), cmd.Name())
 			}
 		}
 	}
@@ -327,40 +327,4 @@ func buildConfig(cmd *cobra.Command, v *viper.Viper, k *vnf.Kind) (vnf.Config, e
 		return cfg, fmt.Errorf("--stats=%s: want text or json", st)
 	}
 	return cfg, nil
-}
-
-// suggest returns ` (did you mean "x"?)` for the closest name within two
-// edits, or "".
-func suggest(word string, names []string) string {
-	sort.Strings(names)
-	best, bestD := "", 3
-	for _, n := range names {
-		if d := levenshtein(word, n); d < bestD {
-			best, bestD = n, d
-		}
-	}
-	if best == "" {
-		return ""
-	}
-	return fmt.Sprintf(" (did you mean %q?)", best)
-}
-
-func levenshtein(a, b string) int {
-	prev := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur := make([]int, len(b)+1)
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			c := 1
-			if a[i-1] == b[j-1] {
-				c = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+c)
-		}
-		prev = cur
-	}
-	return prev[len(b)]
 }

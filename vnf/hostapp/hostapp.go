@@ -16,6 +16,8 @@ import (
 	"net"
 	"net/netip"
 	"time"
+
+	"github.com/nfpipe/nfpipe/internal/suggest"
 )
 
 // Net is the network an application runs on: a host's own user-space stack
@@ -210,7 +212,7 @@ func parseApp(text, mode string, apps, otherApps map[string]func(*spec) (App, er
 		if _, other := otherApps[s.app]; other {
 			return nil, fmt.Errorf("application %q in %q runs only with %s (%s applications: %s)", s.app, text, otherMode, mode, joinNames(names))
 		}
-		return nil, fmt.Errorf("unknown application %q in %q: want one of %s%s", s.app, text, joinNames(names), didYouMean(s.app, names))
+		return nil, fmt.Errorf("unknown application %q in %q: want one of %s%s", s.app, text, joinNames(names), suggest.DidYouMean(s.app, names))
 	}
 	return parse(s)
 }

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/nfpipe/nfpipe/internal/suggest"
 )
 
 // spec is one application spec split into words: the application name,
@@ -66,7 +68,7 @@ func (s *spec) checkOptions(known ...string) error {
 			if len(known) == 0 {
 				return fmt.Errorf("unknown option %q in %q (%s takes no options)", o.key, s.text, s.app)
 			}
-			if hint := didYouMean(o.key, known); hint != "" {
+			if hint := suggest.DidYouMean(o.key, known); hint != "" {
 				return fmt.Errorf("unknown option %q in %q%s", o.key, s.text, hint)
 			}
 			sorted := slices.Sorted(slices.Values(known))
@@ -250,7 +252,7 @@ func (s *spec) proto(tok string) (string, error) {
 	case "tcp", "udp":
 		return tok, nil
 	}
-	return "", s.badArg("protocol", tok, "want tcp or udp"+didYouMean(tok, []string{"tcp", "udp"}))
+	return "", s.badArg("protocol", tok, "want tcp or udp"+suggest.DidYouMean(tok, []string{"tcp", "udp"}))
 }
 
 // dialAddr parses a client's ADDR:PORT. There is no DNS on a host
@@ -297,7 +299,7 @@ func (s *spec) protoListen(usage string) (string, netip.AddrPort, error) {
 		return p, ap, err
 	}
 	if p, _, ok := strings.Cut(first, ":"); ok && isOptionName(p) && p != "" {
-		return "", netip.AddrPort{}, s.badArg("protocol", p, "want tcp:PORT or udp:PORT"+didYouMean(p, []string{"tcp", "udp"}))
+		return "", netip.AddrPort{}, s.badArg("protocol", p, "want tcp:PORT or udp:PORT"+suggest.DidYouMean(p, []string{"tcp", "udp"}))
 	}
 	p, err := s.proto(first)
 	if err != nil {
@@ -323,42 +325,6 @@ func addrLabel(ap netip.AddrPort) string {
 		return fmt.Sprintf(":%d", ap.Port())
 	}
 	return ap.String()
-}
-
-// didYouMean returns ` (did you mean "x"?)` for the candidate nearest to
-// word within Levenshtein distance 2, or "" if none is that close.
-func didYouMean(word string, candidates []string) string {
-	best, bestDist := "", 3
-	for _, c := range slices.Sorted(slices.Values(candidates)) {
-		if d := levenshtein(word, c); d < bestDist && d < max(len(word), len(c)) {
-			best, bestDist = c, d
-		}
-	}
-	if best == "" {
-		return ""
-	}
-	return fmt.Sprintf(" (did you mean %q?)", best)
-}
-
-// levenshtein returns the edit distance between a and b.
-func levenshtein(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
 
 // sortedKeys returns the keys of m in order.
