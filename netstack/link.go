@@ -166,13 +166,13 @@ func (e *linkEndpoint) readLoop(r frame.Reader, pace bool) error {
 			var me *frame.MalformedError
 			if errors.As(err, &me) {
 				e.stats.RxMalformed.Add(1)
+				if me.Fatal {
+					return fmt.Errorf("interface %q: %w", e.name, err)
+				}
 				e.malformedOnce.Do(func() {
 					e.log.Warn("malformed frame skipped; further ones are only counted", "if", e.name, "err", me.Error())
 				})
-				if !me.Fatal {
-					continue
-				}
-				return fmt.Errorf("interface %q: %w", e.name, err)
+				continue
 			}
 			if errors.Is(err, io.EOF) {
 				return nil
