@@ -43,11 +43,16 @@ const lazyFlushDelay = 200 * time.Millisecond
 // txQueueLen is the number of frames a link queues before a sender waits.
 const txQueueLen = 1024
 
-// txWaitLimit bounds how long a sender waits for room in a full queue before
-// the frame is dropped and counted. Waiting is the backpressure that keeps
-// one-way pipelines lossless; the limit keeps two stacks that wait on each
-// other (a full queue in both directions) from waiting forever.
-const txWaitLimit = 2 * time.Second
+// How long a sender waits for room in a full transmit queue before the frame
+// is dropped and counted. On a one-way link (a shell pipe) waiting is the
+// backpressure that keeps a pipeline lossless, and nothing can wait on us in
+// return. A two-way link behaves like a network: its peer may be waiting on
+// us to read (both queues full, each side blocked writing), so a full queue
+// there drops after a short wait, like a NIC's, and TCP recovers.
+const (
+	oneWayWaitLimit = 2 * time.Second
+	twoWayWaitLimit = 5 * time.Millisecond
+)
 
 // linkEndpoint is nfpipe's stack.LinkEndpoint for Ethernet frames on files,
 // pipes and sockets. A reader goroutine per receive side hands frames to the
@@ -61,6 +66,8 @@ type linkEndpoint struct {
 	log    *slog.Logger
 	stats  *LinkStats
 	policy flushPolicy
+	// waitLimit bounds how long WritePackets waits for room in txq.
+	waitLimit time.Duration
 
 	mu         sync.RWMutex
 	dispatcher stack.NetworkDispatcher
@@ -69,7 +76,7 @@ type linkEndpoint struct {
 	// frame: a one-way link, or a listening socket with no peer yet.
 	sink    atomic.Pointer[sinkRef]
 	hasTx   bool
-	txq     chan *stack.PacketBuffer
+	txq     chan *[]byte
 	pending atomic.Int64 // frames queued or being written
 
 	// rxDone is closed when the receive side ends (EOF or fatal error);
@@ -104,11 +111,12 @@ func newLinkEndpoint(name string, mac tcpip.LinkAddress, mtu uint32, log *slog.L
 		mac:     mac,
 		log:     log,
 		stats:   stats,
-		txq:     make(chan *stack.PacketBuffer, txQueueLen),
+		txq:     make(chan *[]byte, txQueueLen),
 		rxDone:  make(chan struct{}),
 		closing: make(chan struct{}),
 	}
 	e.mtu.Store(mtu)
+	e.waitLimit = twoWayWaitLimit
 	return e
 }
 
@@ -216,36 +224,42 @@ func (e *linkEndpoint) deliver(b []byte) {
 	pkt.DecRef()
 }
 
-// WritePackets implements stack.LinkWriter. It queues each packet for the
-// writer goroutine, waiting up to txWaitLimit for room.
+// framePool recycles frame buffers between WritePackets and the writer.
+var framePool = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
+
+// WritePackets implements stack.LinkWriter. It copies each packet into a
+// frame buffer, so that no packet outlives the call, and queues it for the
+// writer goroutine, waiting up to waitLimit for room.
 func (e *linkEndpoint) WritePackets(pkts stack.PacketBufferList) (int, tcpip.Error) {
-	n := 0
 	for _, pkt := range pkts.AsSlice() {
 		if !e.hasTx {
 			e.stats.TxNoPath.Add(1)
 			continue
 		}
+		fb := framePool.Get().(*[]byte)
+		b := (*fb)[:0]
+		for _, s := range pkt.AsSlices() {
+			b = append(b, s...)
+		}
+		*fb = b
 		e.pending.Add(1)
-		pkt.IncRef()
 		select {
-		case e.txq <- pkt:
-			n++
+		case e.txq <- fb:
 			continue
 		default:
 		}
 		e.stats.TxWaits.Add(1)
-		t := time.NewTimer(txWaitLimit)
+		t := time.NewTimer(e.waitLimit)
 		select {
-		case e.txq <- pkt:
-			n++
+		case e.txq <- fb:
 		case <-t.C:
 			e.stats.TxQueueDrops.Add(1)
 			e.pending.Add(-1)
-			pkt.DecRef()
+			framePool.Put(fb)
 		case <-e.closing:
 			e.stats.TxNoPath.Add(1)
 			e.pending.Add(-1)
-			pkt.DecRef()
+			framePool.Put(fb)
 		}
 		t.Stop()
 	}
@@ -255,7 +269,6 @@ func (e *linkEndpoint) WritePackets(pkts stack.PacketBufferList) (int, tcpip.Err
 func (e *linkEndpoint) writeLoop() {
 	defer e.wg.Done()
 	defer e.writerWG.Done()
-	buf := make([]byte, 0, frame.MaxFrame)
 	var lazy *time.Timer
 	var lazyC <-chan time.Time
 	dirty := false
@@ -268,9 +281,9 @@ func (e *linkEndpoint) writeLoop() {
 		dirty = false
 	}
 	for {
-		var pkt *stack.PacketBuffer
+		var fb *[]byte
 		select {
-		case pkt = <-e.txq:
+		case fb = <-e.txq:
 		case <-lazyC:
 			lazyC = nil
 			flush()
@@ -280,21 +293,17 @@ func (e *linkEndpoint) writeLoop() {
 			// the drain and is dropped, counted.
 			for {
 				select {
-				case pkt := <-e.txq:
+				case fb := <-e.txq:
 					e.stats.TxNoPath.Add(1)
 					e.pending.Add(-1)
-					pkt.DecRef()
+					framePool.Put(fb)
 				default:
 					flush()
 					return
 				}
 			}
 		}
-		buf = buf[:0]
-		for _, s := range pkt.AsSlices() {
-			buf = append(buf, s...)
-		}
-		pkt.DecRef()
+		buf := *fb
 		if ref := e.sink.Load(); ref == nil {
 			e.stats.TxNoPath.Add(1)
 		} else if err := ref.w.WriteFrame(buf); err != nil {
@@ -304,6 +313,7 @@ func (e *linkEndpoint) writeLoop() {
 			e.stats.TxBytes.Add(uint64(len(buf)))
 			dirty = true
 		}
+		framePool.Put(fb)
 		if len(e.txq) == 0 {
 			if e.policy == flushWhenIdle {
 				flush()

@@ -46,6 +46,9 @@ func openLink(ctx context.Context, nc *NICConfig, mac tcpip.LinkAddress, mtu uin
 		return ep, nil, tap, err
 	}
 	e := newLinkEndpoint(nc.Name, mac, mtu, log, stats)
+	if l.OneWay() {
+		e.waitLimit = oneWayWaitLimit
+	}
 	var rx, tx openedSide
 	var err error
 	if l.Rx == l.Tx {

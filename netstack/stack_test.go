@@ -87,8 +87,11 @@ func waitDone(t *testing.T, s *Stack) {
 }
 
 // TestOneWayPipeline sends UDP from a host through a router to a host over
-// one-way FIFOs, as `host | router | host` does, and checks that every
-// datagram arrives and every counter agrees.
+// one-way links, as `host | router | host` does, and checks that every
+// datagram arrives and every counter agrees. The stages run one after the
+// other over files, so that no two stacks of this process run at once (see
+// forwardMu); the tests/ package runs the same over real pipes between
+// processes.
 func TestOneWayPipeline(t *testing.T) {
 	for _, fam := range []struct{ name, a, r0, r1, b, dst string }{
 		{"ipv4", "192.0.2.10/24", "192.0.2.1/24", "198.51.100.1/24", "198.51.100.7/24", "198.51.100.7:9000"},
@@ -97,32 +100,9 @@ func TestOneWayPipeline(t *testing.T) {
 		t.Run(fam.name, func(t *testing.T) {
 			dir := t.TempDir()
 			f1, f2 := filepath.Join(dir, "f1"), filepath.Join(dir, "f2")
-			st := build(t,
-				cfg(t, "a", false, nil, "eth0=none|fifo:"+f1+",ip="+fam.a),
-				cfg(t, "r", true, nil, "eth0=fifo:"+f1+"|none,ip="+fam.r0, "eth1=none|fifo:"+f2+",ip="+fam.r1),
-				cfg(t, "b", false, nil, "eth0=fifo:"+f2+"|none,ip="+fam.b),
-			)
-			a, r, b := st[0], st[1], st[2]
-			dst := netip.MustParseAddrPort(fam.dst)
-			pc, err := b.ListenUDP(netip.AddrPortFrom(netip.Addr{}, dst.Port()))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer pc.Close()
 			const n = 500
-			got := make(chan int)
-			go func() {
-				buf := make([]byte, 2000)
-				count := 0
-				for {
-					pc.SetReadDeadline(time.Now().Add(2 * time.Second))
-					if _, _, err := pc.ReadFrom(buf); err != nil {
-						got <- count
-						return
-					}
-					count++
-				}
-			}()
+			a := build(t, cfg(t, "a", false, nil, "eth0=none|file:"+f1+",ip="+fam.a))[0]
+			dst := netip.MustParseAddrPort(fam.dst)
 			c, err := a.DialUDP(context.Background(), dst)
 			if err != nil {
 				t.Fatal(err)
@@ -138,15 +118,32 @@ func TestOneWayPipeline(t *testing.T) {
 			if !a.Drain(5 * time.Second) {
 				t.Fatal("sender did not drain")
 			}
-			a.Close() // EOF for the router
+			a.Close()
+
+			r := build(t, cfg(t, "r", true, nil, "eth0=file:"+f1+"|none,ip="+fam.r0, "eth1=none|file:"+f2+",ip="+fam.r1))[0]
 			waitDone(t, r)
 			r.Drain(5 * time.Second)
-			r.Close() // EOF for b
+			rs := r.Stats()
+			r.Close()
+
+			b := build(t, cfg(t, "b", false, nil, "eth0=file:"+f2+"|none,ip="+fam.b))[0]
+			pc, err := b.ListenUDP(netip.AddrPortFrom(netip.Addr{}, dst.Port()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer pc.Close()
 			waitDone(t, b)
-			if count := <-got; count != n {
+			count, buf := 0, make([]byte, 2000)
+			for {
+				pc.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+				if _, _, err := pc.ReadFrom(buf); err != nil {
+					break
+				}
+				count++
+			}
+			if count != n {
 				t.Errorf("received %d datagrams, want %d", count, n)
 			}
-			rs := r.Stats()
 			if got := rs.Interfaces[0].Counters["rx_frames"]; got != n {
 				t.Errorf("router eth0 rx_frames = %d, want %d", got, n)
 			}

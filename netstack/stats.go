@@ -24,7 +24,7 @@ type LinkStats struct {
 	TxNoPath     atomic.Uint64 // frames sent with no transmit side (one-way link, no peer yet, closing): dropped
 	TxErrors     atomic.Uint64 // write errors (the reader went away)
 	TxWaits      atomic.Uint64 // times a sender waited for room in the queue (backpressure)
-	TxQueueDrops atomic.Uint64 // frames dropped after waiting txWaitLimit for room
+	TxQueueDrops atomic.Uint64 // frames dropped after waiting for room (2s one-way, 5ms two-way)
 }
 
 // Map returns the counters by name.

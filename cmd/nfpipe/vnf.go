@@ -78,6 +78,10 @@ const vnfExamples = `  # forward-only shell pipeline: host | router | host
   nfpipe vnf host --if 'eth0=fifo:/tmp/ab|fifo:/tmp/ba' --ip 192.0.2.2/24 --serve 'echo tcp:7' &
   nfpipe vnf host --if 'eth0=fifo:/tmp/ba|fifo:/tmp/ab' --ip 192.0.2.1/24 --run 'echo tcp 192.0.2.2:7'`
 
+// baseContext is the context functions run under; tests replace it to stop
+// functions they run in-process.
+var baseContext = context.Background
+
 // vnfFlags are the settings of `nfpipe vnf KIND`; each can also come from
 // --config FILE or an NFPIPE_* environment variable.
 var listFlags = []string{"if", "ip", "route", "gw", "neigh", "capture", "run", "serve"}
@@ -158,7 +162,7 @@ func runKind(cmd *cobra.Command, reg *vnf.Registry, k *vnf.Kind) error {
 	if err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signal.NotifyContext(baseContext(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	// A reader that goes away (`| head`) is a write error on its
 	// interface, counted, not a silent death by SIGPIPE.
