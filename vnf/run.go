@@ -79,10 +79,16 @@ func (r *Runner) Run(ctx context.Context, cfg Config) int {
 
 	usr1 := make(chan os.Signal, 1)
 	signal.Notify(usr1, syscall.SIGUSR1)
-	defer signal.Stop(usr1)
+	usr1Done := make(chan struct{})
+	defer func() { signal.Stop(usr1); close(usr1Done) }()
 	go func() {
-		for range usr1 {
-			writeStats(r.Stderr, "text", &cfg, stk, fn)
+		for {
+			select {
+			case <-usr1:
+				writeStats(r.Stderr, "text", &cfg, stk, fn)
+			case <-usr1Done:
+				return
+			}
 		}
 	}()
 
