@@ -374,3 +374,38 @@ func TestBackpressure(t *testing.T) {
 		t.Log("the sender never had to wait; the reader was fast enough this time")
 	}
 }
+
+// TestPcapReplayTiming replays a capture whose records are 150 ms apart,
+// as fast as possible and then with timing=original.
+func TestPcapReplayTiming(t *testing.T) {
+	in := filepath.Join(t.TempDir(), "in.pcap")
+	f, err := os.Create(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Unix(1700000000, 0)
+	i := 0
+	w := frame.NewPcapWriter(f, func() time.Time { i++; return t0.Add(time.Duration(i) * 150 * time.Millisecond) })
+	mac := DefaultMAC("h", "eth0", netip.MustParsePrefix("192.0.2.7/24"))
+	for range 3 {
+		w.WriteFrame(ethFrame(mac, []byte{2, 0, 0, 0, 0, 1}, netip.MustParseAddr("192.0.2.10"), netip.MustParseAddr("192.0.2.7"), 1000, 9000, []byte("x")))
+	}
+	w.Flush()
+	f.Close()
+	for _, tc := range []struct {
+		opt      string
+		min, max time.Duration
+	}{{"", 0, 250 * time.Millisecond}, {",timing=original", 280 * time.Millisecond, 2 * time.Second}} {
+		start := time.Now()
+		s := build(t, cfg(t, "h", false, nil, "eth0=pcap:"+in+"|none,ip=192.0.2.7/24"+tc.opt))[0]
+		waitDone(t, s)
+		took := time.Since(start)
+		if n := s.Stats().Interfaces[0].Counters["rx_frames"]; n != 3 {
+			t.Errorf("%q: replayed %d frames, want 3", tc.opt, n)
+		}
+		if took < tc.min || took > tc.max {
+			t.Errorf("%q: replay took %s, want %s..%s", tc.opt, took, tc.min, tc.max)
+		}
+		s.Close()
+	}
+}
