@@ -12,10 +12,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sync"
 	"syscall"
 	"text/tabwriter"
 	"time"
+
+	"github.com/nfpipe/nfpipe/internal/syncwriter"
 )
 
 // Options tune the demo.
@@ -42,7 +43,7 @@ func Run(ctx context.Context, o Options) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	out := &syncWriter{w: o.Out}
+	out := syncwriter.New(o.Out)
 	var steps []step
 	fmt.Fprintf(out, "== two-way: client --unix--> router --unix--> server (IPv4 + IPv6) ==\n")
 	steps = append(steps, twoWay(ctx, o, out, dir)...)
@@ -170,15 +171,4 @@ func prefixLines(out io.Writer, name string, r io.Reader) {
 		fmt.Fprintf(out, "%-7s| %s\n", name, sc.Text())
 	}
 	io.Copy(io.Discard, r)
-}
-
-type syncWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (s *syncWriter) Write(b []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.Write(b)
 }

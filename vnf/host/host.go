@@ -6,11 +6,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/netip"
 	"sync"
 	"time"
+
+	"github.com/nfpipe/nfpipe/internal/syncwriter"
 
 	"github.com/nfpipe/nfpipe/netstack"
 	"github.com/nfpipe/nfpipe/vnf"
@@ -92,7 +93,7 @@ func New(cfg *vnf.Config) (vnf.Function, error) {
 // report lines never interleave.
 func (h *host) appEnv(env *vnf.Env) *hostapp.Env {
 	h.envOnce.Do(func() {
-		h.aenv = &hostapp.Env{Net: &stackNet{s: env.Stack, h: h}, Out: &lineWriter{w: env.Out}, Log: env.Log, Expect: env.Config.Expect}
+		h.aenv = &hostapp.Env{Net: &stackNet{s: env.Stack, h: h}, Out: syncwriter.New(env.Out), Log: env.Log, Expect: env.Config.Expect}
 	})
 	return h.aenv
 }
@@ -231,15 +232,3 @@ func (p pinger) Recv(deadline time.Time) (hostapp.PingReply, error) {
 }
 
 func (p pinger) Close() error { return p.p.Close() }
-
-// lineWriter serialises writes from concurrent applications.
-type lineWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (l *lineWriter) Write(b []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(b)
-}
