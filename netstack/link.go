@@ -96,6 +96,9 @@ type linkEndpoint struct {
 	malformedOnce sync.Once
 	// onStart holds the receive loops, started by start.
 	onStart []func()
+	// detachReader keeps the reader out of Wait: a read from a terminal
+	// cannot be interrupted, and the process exits without it.
+	detachReader bool
 }
 
 type sinkRef struct {
@@ -149,9 +152,13 @@ func (e *linkEndpoint) startReader(r frame.Reader, pace bool) {
 }
 
 func (e *linkEndpoint) runReader(r frame.Reader, pace bool) {
-	e.wg.Add(1)
+	wg := &e.wg
+	if e.detachReader {
+		wg = new(sync.WaitGroup)
+	}
+	wg.Add(1)
 	go func() {
-		defer e.wg.Done()
+		defer wg.Done()
 		err := e.readLoop(r, pace)
 		e.rxErr = err
 		close(e.rxDone)

@@ -32,6 +32,7 @@ type openedSide struct {
 	w        io.Writer
 	closer   io.Closer
 	regular  bool          // a regular file: batch writes
+	terminal bool          // a terminal: reads cannot be interrupted
 	packet   *net.UnixConn // a SOCK_SEQPACKET socket
 	listener *net.UnixListener
 }
@@ -43,7 +44,10 @@ func openLink(ctx context.Context, nc *NICConfig, mac tcpip.LinkAddress, mtu uin
 	l := nc.Link
 	if l.Rx.Kind == TAP {
 		ep, tap, err := openTAP(l.Rx.Path, mac, mtu)
-		return ep, nil, tap, err
+		if err != nil {
+			return nil, nil, nil, err // not a nil *tapDevice in an interface
+		}
+		return ep, nil, tap, nil
 	}
 	e := newLinkEndpoint(nc.Name, mac, mtu, log, stats)
 	if l.OneWay() {
@@ -85,6 +89,7 @@ func openLink(ctx context.Context, nc *NICConfig, mac tcpip.LinkAddress, mtu uin
 			if rx.closer != nil && rx.closer != tx.closer {
 				e.rxClosers = append(e.rxClosers, rx.closer)
 			}
+			e.detachReader = rx.terminal
 			e.startReader(frame.NewReader(l.Format, rx.r), l.ReplayOriginalTiming)
 		}
 	}
@@ -165,9 +170,11 @@ func openSide(ep Endpoint, write bool) (openedSide, error) {
 	case None:
 		return openedSide{}, nil
 	case Stdin:
-		return openedSide{r: os.Stdin}, nil
+		f := pollable(0, "stdin")
+		return openedSide{r: f, closer: f, terminal: isTerminal(0)}, nil
 	case Stdout:
-		return openedSide{w: os.Stdout, regular: isRegular(os.Stdout)}, nil
+		f := pollable(1, "stdout")
+		return openedSide{w: f, closer: f, regular: isRegular(f)}, nil
 	case FD:
 		f, err := inheritedFD(ep.FD)
 		if err != nil {
@@ -215,7 +222,28 @@ func inheritedFD(fd int) (*os.File, error) {
 	if err := unix.Fstat(fd, &st); err != nil {
 		return nil, fmt.Errorf("fd:%d: not an open file descriptor of this process: %w", fd, err)
 	}
-	return os.NewFile(uintptr(fd), fmt.Sprintf("fd:%d", fd)), nil
+	return pollable(fd, fmt.Sprintf("fd:%d", fd)), nil
+}
+
+func isTerminal(fd int) bool {
+	_, err := unix.IoctlGetTermios(fd, unix.TCGETS)
+	return err == nil
+}
+
+// pollable returns a file for fd that Close can interrupt: a pipe, FIFO or
+// socket is switched to non-blocking mode, so that Go's poller waits on it
+// instead of a thread blocked in read(2) that only the peer could wake (a
+// function stopped by a signal or a timeout would otherwise hang until its
+// input pipe closed). Terminals and regular files are left as they are.
+func pollable(fd int, name string) *os.File {
+	var st unix.Stat_t
+	if unix.Fstat(fd, &st) == nil {
+		switch st.Mode & unix.S_IFMT {
+		case unix.S_IFIFO, unix.S_IFSOCK:
+			unix.SetNonblock(fd, true)
+		}
+	}
+	return os.NewFile(uintptr(fd), name)
 }
 
 func ensureFIFO(path string) error {

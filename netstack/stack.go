@@ -430,7 +430,7 @@ func (s *Stack) closeLinks() {
 				c.close()
 			}
 		}
-		if t, ok := st.keep.(*tapDevice); ok {
+		if t, ok := st.keep.(*tapDevice); ok && t != nil {
 			t.Close()
 		}
 	}

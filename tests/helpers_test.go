@@ -182,26 +182,40 @@ func start(t *testing.T, ctx context.Context, name string, spec procSpec) *proc 
 			<-p.done
 		}
 		if t.Failed() {
-			t.Logf("%s: %s\nstdout:\n%s\nstderr:\n%s", name, strings.Join(cmd.Args, " "), p.stdout, p.stderr)
+			t.Logf("%s: %s\nstdout:\n%s\nstderr:\n%s", name, strings.Join(cmd.Args, " "), abbrev(p.stdout.String()), abbrev(p.stderr.String()))
 		}
 	})
 	return p
 }
 
 // wait waits for the process to exit, at most d, and returns its exit
-// status (negative: killed by that signal). On timeout the test fails and
-// the process is killed.
+// status (negative: killed by that signal). On timeout the test fails, the
+// process is killed and the status is -1.
 func (p *proc) wait(t *testing.T, d time.Duration) int {
 	t.Helper()
 	select {
 	case <-p.done:
 		return p.code
 	case <-time.After(d):
-		t.Errorf("%s did not exit within %v; killing it", p.name, d)
-		syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-		<-p.done
-		return p.code
+		t.Errorf("%s did not exit within %v; killed it (its goroutines are in its stderr below)", p.name, d)
+		p.dumpAndKill()
+		return -1
 	}
+}
+
+// dumpAndKill makes a hung nfpipe print its goroutines (SIGQUIT, for the
+// failure log), then kills the process group.
+func (p *proc) dumpAndKill() {
+	if p.cmd.Path == nfpipeBin {
+		syscall.Kill(p.cmd.Process.Pid, syscall.SIGQUIT)
+		select {
+		case <-p.done:
+			return
+		case <-time.After(time.Second):
+		}
+	}
+	syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+	<-p.done
 }
 
 // exited reports whether the process has exited.
@@ -344,7 +358,7 @@ func wantStatus(t *testing.T, what string, got []int, want ...int) {
 func wantCode(t *testing.T, what string, r result, want int) {
 	t.Helper()
 	if r.Code != want {
-		t.Errorf("%s: exit status %d, want %d\nstdout:\n%s\nstderr:\n%s", what, r.Code, want, r.Stdout, r.Stderr)
+		t.Errorf("%s: exit status %d, want %d\nstdout:\n%s\nstderr:\n%s", what, r.Code, want, abbrev(r.Stdout), abbrev(r.Stderr))
 	}
 }
 
@@ -353,7 +367,7 @@ func wantContains(t *testing.T, what, s string, frags ...string) {
 	t.Helper()
 	for _, f := range frags {
 		if !strings.Contains(s, f) {
-			t.Errorf("%s: want %q in:\n%s", what, f, s)
+			t.Errorf("%s: want %q in:\n%s", what, f, abbrev(s))
 		}
 	}
 }
@@ -365,6 +379,29 @@ func wantNoPanic(t *testing.T, what, stderr string) {
 	if strings.Contains(stderr, "panic:") || strings.Contains(stderr, "goroutine ") {
 		t.Errorf("%s: crashed:\n%s", what, stderr)
 	}
+}
+
+// abbrev shortens output for failure messages: a --stats=json report
+// (hundreds of lines) becomes one line.
+func abbrev(out string) string {
+	ls := strings.Split(out, "\n")
+	var b strings.Builder
+	for i := 0; i < len(ls); i++ {
+		if ls[i] == "{" {
+			j := i + 1
+			for j < len(ls) && ls[j] != "}" {
+				j++
+			}
+			fmt.Fprintf(&b, "{ ... --stats=json report, %d lines ... }\n", j-i+1)
+			i = j
+			continue
+		}
+		b.WriteString(ls[i])
+		if i < len(ls)-1 {
+			b.WriteString("\n")
+		}
+	}
+	return b.String()
 }
 
 // statsReport is the --stats=json report.

@@ -331,3 +331,56 @@ func writeHexDump(w *strings.Builder, frame []byte) {
 	}
 	w.WriteString("\n")
 }
+
+// TestSinkExpectMismatch: a sink that gets fewer datagrams than --expect
+// fails, saying how many it got.
+func TestSinkExpectMismatch(t *testing.T) {
+	t.Parallel()
+	ctx := testContext(t, 30*time.Second)
+	res := pipeline(t, ctx, 20*time.Second,
+		[]string{"vnf", "host", "--if", "eth0=stdout", "--ip", "192.0.2.10/24", "--run", "gen udp 192.0.2.7:9000 count=5", "--timeout", "10s"},
+		[]string{"vnf", "host", "--if", "eth0=stdin", "--ip", "192.0.2.7/24", "--serve", "sink udp:9000", "--expect", "6", "--timeout", "10s"},
+	)
+	wantCode(t, "gen", res[0], 0)
+	wantCode(t, "sink", res[1], 1)
+	wantContains(t, "sink", res[1].Stdout, "sink udp:9000: 5 packets, 1000 bytes from 1 flow")
+	wantContains(t, "sink", res[1].Stderr, "got 5 packets, expected 6")
+}
+
+// TestPcapReplayTiming: timing=original replays a capture at the pace it
+// was recorded; without it, as fast as possible.
+func TestPcapReplayTiming(t *testing.T) {
+	t.Parallel()
+	ctx := testContext(t, 30*time.Second)
+	file := filepath.Join(t.TempDir(), "paced.pcap")
+	f, err := os.Create(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 6 datagrams at 10/s: 0.5 s from the first to the last.
+	r := run(t, ctx, 15*time.Second, procSpec{Stdout: f, Args: []string{"vnf", "host", "--if", "eth0=stdout,format=pcap",
+		"--ip", "192.0.2.10/24", "--run", "gen udp 192.0.2.7:9000 count=6 rate=10", "--timeout", "10s"}})
+	f.Close()
+	wantCode(t, "recorder", r, 0)
+	for _, c := range []struct {
+		opt      string
+		min, max float64 // seconds between the sink's first and last datagram
+	}{{"", 0, 0.2}, {",timing=original", 0.4, 1.5}} {
+		res := nfpipe(t, ctx, 15*time.Second, "vnf", "host", "--if", "eth0=pcap:"+file+"|none"+c.opt, "--ip", "192.0.2.7/24",
+			"--serve", "sink udp:9000", "--expect", "6", "--stats=json", "--timeout", "10s")
+		wantCode(t, "replay"+c.opt, res, 0)
+		var st struct {
+			Packets int64 `json:"packets"`
+			Flows   []struct {
+				Seconds float64 `json:"seconds"`
+			} `json:"flows"`
+		}
+		parseStats(t, "sink", res.Stdout).app(t, "sink udp:9000", &st)
+		if st.Packets != 6 || len(st.Flows) != 1 {
+			t.Fatalf("replay%s: %d packets in %d flows, want 6 in 1", c.opt, st.Packets, len(st.Flows))
+		}
+		if s := st.Flows[0].Seconds; s < c.min || s > c.max {
+			t.Errorf("replay%s: datagrams spread over %.3f s, want %.1f to %.1f s", c.opt, s, c.min, c.max)
+		}
+	}
+}

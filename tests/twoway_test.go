@@ -76,9 +76,13 @@ func twoHosts(t *testing.T, plan peerPlan, serverIf, clientIf string, stopServer
 	if bulk.SentBytes <= 0 || bulk.ReceivedBytes != bulk.SentBytes {
 		t.Errorf("bulk: sent %d bytes, receiver got %d", bulk.SentBytes, bulk.ReceivedBytes)
 	}
+	// A two-way link may drop (and count) a frame when its queue stays
+	// full under bulk TCP, which recovers; nothing else may be lost.
 	for _, ifc := range rep.Stack.Interfaces {
-		if ifc.Drops != 0 {
-			t.Errorf("client %s: drops %d (counters %v)", ifc.Name, ifc.Drops, ifc.Counters)
+		for _, k := range []string{"rx_malformed", "rx_other_host", "rx_dropped", "tx_no_path", "tx_errors"} {
+			if ifc.Counters[k] != 0 {
+				t.Errorf("client %s: %s = %d", ifc.Name, k, ifc.Counters[k])
+			}
 		}
 	}
 
@@ -87,7 +91,7 @@ func twoHosts(t *testing.T, plan peerPlan, serverIf, clientIf string, stopServer
 	}
 	code := srv.wait(t, 10*time.Second)
 	if code != 0 {
-		t.Errorf("server: exit status %d, want 0\nstderr:\n%s", code, srv.stderr)
+		t.Errorf("server: exit status %d, want 0", code)
 	}
 	out := srv.stdout.String()
 	wantContains(t, "server", out, "bulk: received ", "http server :80: 1 request")
@@ -146,6 +150,9 @@ func TestRouterUnixSockets(t *testing.T) {
 	far := start(t, ctx, "far host", procSpec{Args: []string{"vnf", "host", "--if", "eth0=unix:" + b,
 		"--ip", "198.51.100.7/24", "--ip", "2001:db8:2::7/64", "--gw", "198.51.100.1", "--gw", "2001:db8:2::1",
 		"--serve", "http :80", "--stats=json", "--timeout", "50s"}})
+	// Until the far host has connected, the router has nowhere to send
+	// on eth1 (frames are dropped as tx_no_path, by design).
+	rtr.waitStderr(t, `msg="peer connected" vnf=router kind=router if=eth1`, 15*time.Second)
 	near := func(runs ...string) result {
 		args := []string{"vnf", "host", "--if", "eth0=unix:" + a, "--ip", "192.0.2.10/24", "--ip", "2001:db8:1::10/64",
 			"--gw", "192.0.2.1", "--gw", "2001:db8:1::1", "--timeout", "20s"}
@@ -159,7 +166,7 @@ func TestRouterUnixSockets(t *testing.T) {
 		res := near("ping " + dst + " count=3 interval=100ms")
 		wantCode(t, "ping "+dst, res, 0)
 		wantContains(t, "ping "+dst, res.Stdout, "3 packets transmitted, 3 received, 0% packet loss")
-		replies := regexp.MustCompile(`(?m)^64 bytes from ` + regexp.QuoteMeta(dst) + `: icmp_seq=\d ttl=(\d+) `).FindAllStringSubmatch(res.Stdout, -1)
+		replies := regexp.MustCompile(`(?m)^64 bytes from `+regexp.QuoteMeta(dst)+`: icmp_seq=\d ttl=(\d+) `).FindAllStringSubmatch(res.Stdout, -1)
 		if len(replies) != 3 {
 			t.Errorf("ping %s: %d reply lines, want 3:\n%s", dst, len(replies), res.Stdout)
 		}
@@ -181,10 +188,10 @@ func TestRouterUnixSockets(t *testing.T) {
 	rtr.signal(t, syscall.SIGTERM)
 	far.signal(t, syscall.SIGTERM)
 	if code := rtr.wait(t, 10*time.Second); code != 0 {
-		t.Errorf("router: exit status %d\nstderr:\n%s", code, rtr.stderr)
+		t.Errorf("router: exit status %d", code)
 	}
 	if code := far.wait(t, 10*time.Second); code != 0 {
-		t.Errorf("far host: exit status %d\nstderr:\n%s", code, far.stderr)
+		t.Errorf("far host: exit status %d", code)
 	}
 	rrep := parseStats(t, "router", rtr.stdout.String())
 	if got := rrep.proto(t, "ip.forwarding.exhausted_ttl"); got < 1 {
@@ -262,7 +269,7 @@ func TestSeqpacketLink(t *testing.T) {
 	srvEnd.Close()
 	cliEnd.Close()
 	if code := cli.wait(t, 25*time.Second); code != 0 {
-		t.Errorf("client: exit status %d\nstdout:\n%s\nstderr:\n%s", code, cli.stdout, cli.stderr)
+		t.Errorf("client: exit status %d", code)
 	}
 	out := cli.stdout.String()
 	wantContains(t, "client", out,
@@ -276,7 +283,7 @@ func TestSeqpacketLink(t *testing.T) {
 	}
 	wantCounter(t, crep, "eth0", "rx_malformed", 0)
 	if code := srv.wait(t, 10*time.Second); code != 0 {
-		t.Errorf("server: exit status %d after the client left\nstderr:\n%s", code, srv.stderr)
+		t.Errorf("server: exit status %d after the client left", code)
 	}
 	var hs struct {
 		Requests int64 `json:"requests"`
@@ -363,17 +370,125 @@ nfpipe vnf host --if 'eth0=fifo:/tmp/ba|fifo:/tmp/ab' --ip 192.0.2.1/24 --run 'p
 			dir := shortDir(t)
 			script := strings.ReplaceAll(ex.script, "/tmp/", dir+"/")
 			if ex.name == "unix" || ex.name == "fifo" {
-				// The last command's status is the example's; reap the
-				// background server so that nothing outlives the test.
-				script += "\nrc=$?; wait; (exit $rc)"
+				// The last command's status is the example's; the
+				// background server's is reported on a line of its own
+				// (by pid: the job may be reaped already).
+				script = strings.Replace(script, " &\n", " &\nsrvpid=$!\n", 1)
+				script += "\nrc=$?; wait $srvpid; echo \"server exit status $?\" >&2; (exit $rc)"
 			}
 			res, st := shell(t, ctx, 45*time.Second, dir, script)
 			wantStatus(t, ex.name, st, ex.status...)
 			wantNoPanic(t, ex.name, res.Stderr)
 			wantContains(t, ex.name, res.Stdout, ex.stdout...)
+			if ex.name == "unix" || ex.name == "fifo" {
+				wantContains(t, ex.name, res.Stderr, "server exit status 0")
+			}
 			if ex.check != nil {
 				ex.check(t, dir, res)
 			}
 		})
+	}
+}
+
+// TestStdioLink: two hosts joined by two crossed OS pipes on their
+// standard input and output (eth0=stdio). The client exits when its
+// clients are done; the server then sees the end of its input and exits.
+func TestStdioLink(t *testing.T) {
+	t.Parallel()
+	ctx := testContext(t, 40*time.Second)
+	toSrv, fromCli, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	toCli, fromSrv, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := start(t, ctx, "server", procSpec{Stdin: toSrv, Stdout: fromSrv, Args: []string{"vnf", "host",
+		"--if", "eth0=stdio", "--ip", "192.0.2.2/24", "--serve", "http :80", "--serve", "echo tcp:7",
+		"--stats=json", "--timeout", "30s"}})
+	cli := start(t, ctx, "client", procSpec{Stdin: toCli, Stdout: fromCli, Args: []string{"vnf", "host",
+		"--if", "eth0=stdio", "--ip", "192.0.2.1/24",
+		"--run", "ping 192.0.2.2 count=2 interval=100ms", "--run", "echo tcp 192.0.2.2:7 count=5",
+		"--run", "http get http://192.0.2.2/", "--timeout", "30s"}})
+	for _, f := range []*os.File{toSrv, fromCli, toCli, fromSrv} {
+		f.Close()
+	}
+	// Reports go to stderr: stdout carries frames. The work takes well
+	// under a second.
+	if code := cli.wait(t, 5*time.Second); code != 0 {
+		t.Errorf("client: exit status %d, want 0 once its clients are done", code)
+	}
+	wantContains(t, "client", cli.stderr.String(),
+		"2 packets transmitted, 2 received, 0% packet loss",
+		"echo tcp 192.0.2.2:7: 5/5 messages echoed",
+		"GET http://192.0.2.2/ -> 200 OK")
+	if code := srv.wait(t, 10*time.Second); code != 0 {
+		t.Errorf("server: exit status %d after the client left, want 0", code)
+	}
+	if srv.exited() {
+		var hs struct {
+			Requests int64 `json:"requests"`
+		}
+		parseStats(t, "server", srv.stderr.String()).app(t, "http :80", &hs)
+		if hs.Requests != 1 {
+			t.Errorf("server http :80 counted %d requests, want 1", hs.Requests)
+		}
+	}
+}
+
+// TestFDStreamLink: two hosts on the two ends of a unix stream socketpair
+// handed down as fd 3 (eth0=fd:3), in the vde format.
+func TestFDStreamLink(t *testing.T) {
+	t.Parallel()
+	ctx := testContext(t, 40*time.Second)
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srvEnd, cliEnd := os.NewFile(uintptr(fds[0]), "stream-server"), os.NewFile(uintptr(fds[1]), "stream-client")
+	defer srvEnd.Close()
+	defer cliEnd.Close()
+	srv := start(t, ctx, "server", procSpec{ExtraFiles: []*os.File{srvEnd}, Args: []string{"vnf", "host",
+		"--if", "eth0=fd:3,format=vde", "--ip", "2001:db8::2/64", "--serve", "echo udp:7", "--stats=json", "--timeout", "30s"}})
+	cli := start(t, ctx, "client", procSpec{ExtraFiles: []*os.File{cliEnd}, Args: []string{"vnf", "host",
+		"--if", "eth0=fd:3,format=vde", "--ip", "2001:db8::1/64",
+		"--run", "ping 2001:db8::2 count=2 interval=100ms", "--run", "echo udp [2001:db8::2]:7 count=5 size=1000",
+		"--timeout", "20s"}})
+	srvEnd.Close()
+	cliEnd.Close()
+	// The client's work takes well under a second; then it must exit,
+	// whatever its peer does.
+	if code := cli.wait(t, 3*time.Second); code != 0 {
+		t.Errorf("client: exit status %d, want 0 once its clients are done", code)
+	}
+	wantContains(t, "client", cli.stdout.String(),
+		"2 packets transmitted, 2 received, 0% packet loss",
+		"echo udp [2001:db8::2]:7: 5/5 messages echoed, 5000 bytes")
+	if code := srv.wait(t, 10*time.Second); code != 0 {
+		t.Errorf("server: exit status %d after the client left", code)
+	}
+}
+
+// TestDemo: the built-in demo (what `make demo` runs) passes every check.
+func TestDemo(t *testing.T) {
+	t.Parallel()
+	ctx := testContext(t, 60*time.Second)
+	res := nfpipe(t, ctx, 45*time.Second, "demo")
+	wantCode(t, "demo", res, 0)
+	out := res.Stdout + res.Stderr
+	wantContains(t, "demo", out, "== summary ==", "one-way pipeline              ok  1000 of 1000 UDP packets delivered")
+	i := strings.Index(out, "== summary ==")
+	if i < 0 {
+		return
+	}
+	summary := lines(out[i+len("== summary =="):])
+	if len(summary) < 6 {
+		t.Errorf("demo summary has %d checks, want at least 6:\n%s", len(summary), out[i:])
+	}
+	for _, l := range summary {
+		if !regexp.MustCompile(`\s ok\s`).MatchString(l) {
+			t.Errorf("demo check not ok: %q", l)
+		}
 	}
 }

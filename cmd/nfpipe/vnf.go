@@ -93,8 +93,15 @@ func newVNFCommand(reg *vnf.Registry) *cobra.Command {
 		Short:   "run one network function (router, host, ...) on its own stack",
 		Long:    vnfLong,
 		Example: vnfExamples,
-		Args:    cobra.NoArgs,
+		// A word that is not a kind reaches RunE (with whatever flags
+		// follow it), so that the error names it and lists the kinds.
+		Args:               cobra.ArbitraryArgs,
+		FParseErrWhitelist: cobra.FParseErrWhitelist{UnknownFlags: true},
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				_, err := reg.Lookup(args[0])
+				return err
+			}
 			if list {
 				for _, k := range reg.Kinds() {
 					fmt.Fprintf(cmd.OutOrStdout(), "%-10s %s\n", k.Name, k.Summary)

@@ -274,7 +274,7 @@ func (h *httpServer) Run(ctx context.Context, env *Env) error {
 	}
 	<-served
 	st := h.Stats().(HTTPServerStats)
-	newOutput(env).printf("http server %s: %d requests, %d bytes", st.Listen, st.Requests, st.Bytes)
+	newOutput(env).printf("http server %s: %d %s, %d bytes", st.Listen, st.Requests, plural(st.Requests, "request", "requests"), st.Bytes)
 	return nil
 }
 
@@ -401,3 +401,11 @@ func (c *countingWriter) Write(b []byte) (int, error) {
 
 // Unwrap lets http.ResponseController reach the real writer.
 func (c *countingWriter) Unwrap() http.ResponseWriter { return c.ResponseWriter }
+
+// plural picks the singular or the plural form for n.
+func plural[N int | int64 | uint64](n N, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
