@@ -571,10 +571,15 @@ func lines(s string) []string {
 	return out
 }
 
-// needTool skips the test when a program it drives is not installed.
+// needTool skips the test when a program it drives is not installed, except
+// in CI, where scripts/install-deps.sh must have installed it: there a
+// missing tool is a failure, not a skip that hides one.
 func needTool(t *testing.T, name string) {
 	t.Helper()
 	if _, err := exec.LookPath(name); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("%s is not installed in CI: scripts/install-deps.sh must install it", name)
+		}
 		t.Skipf("needs %s (scripts/install-deps.sh installs it)", name)
 	}
 }
