@@ -392,7 +392,7 @@ func udpFrame(payload []byte) []byte {
 func TestPcapTcpdump(t *testing.T) {
 	tcpdump, err := exec.LookPath("tcpdump")
 	if err != nil {
-		t.Skip("tcpdump not on PATH; install it to check that tcpdump decodes our pcap stream")
+		skipWithoutTcpdump(t, "tcpdump not on PATH; install it to check that tcpdump decodes our pcap stream")
 	}
 	cmd := exec.Command(tcpdump, "-l", "-n", "-tt", "-r", "-")
 	stdin, err := cmd.StdinPipe()
@@ -470,7 +470,7 @@ func TestPcapTcpdump(t *testing.T) {
 func TestPcapngTcpdump(t *testing.T) {
 	tcpdump, err := exec.LookPath("tcpdump")
 	if err != nil {
-		t.Skip("tcpdump not on PATH; install it to check our pcapng fixtures against tcpdump")
+		skipWithoutTcpdump(t, "tcpdump not on PATH; install it to check our pcapng fixtures against tcpdump")
 	}
 	in := cat(le.shb(le.opt(4, []byte("test")), le.endOpts()),
 		le.idb(1, le.opt(9, []byte{9}), le.endOpts()),
@@ -489,4 +489,14 @@ func TestPcapngTcpdump(t *testing.T) {
 		t.Errorf("tcpdump printed\n%s\nwant\n%s", out, want)
 	}
 	runSteps(t, PCAP, in, steps(okStep(udpFrame([]byte("a"))), okStep(udpFrame([]byte("bc"))), eofStep()))
+}
+
+// skipWithoutTcpdump skips a test that needs tcpdump, except in CI, where
+// scripts/install-deps.sh must have installed it.
+func skipWithoutTcpdump(t *testing.T, why string) {
+	t.Helper()
+	if os.Getenv("CI") != "" {
+		t.Fatalf("%s (in CI, scripts/install-deps.sh must install tcpdump)", why)
+	}
+	t.Skip(why)
 }
