@@ -6,8 +6,11 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
+
+	"go.yaml.in/yaml/v3"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -198,9 +201,14 @@ func loadSettings(cmd *cobra.Command) (*viper.Viper, error) {
 		}
 		var known []string
 		cmd.Flags().VisitAll(func(f *pflag.Flag) { known = append(known, f.Name) })
+		lines := yamlKeyLines(path)
 		for _, key := range v.AllKeys() {
 			if cmd.Flags().Lookup(key) == nil && key != "config" {
-				return nil, fmt.Errorf("config %s: unknown setting %q%s (settings are the flags of 'nfpipe vnf %s', without dashes)", path, key, suggest.DidYouMean(key, known), cmd.Name())
+				place := path
+				if l, ok := lines[key]; ok {
+					place = fmt.Sprintf("%s:%d:%d", path, l[0], l[1])
+				}
+				return nil, fmt.Errorf("config %s: unknown setting %q%s (settings are the flags of 'nfpipe vnf %s', without dashes)", place, key, suggest.DidYouMean(key, known), cmd.Name())
 			}
 		}
 	}
@@ -338,4 +346,29 @@ func buildConfig(cmd *cobra.Command, v *viper.Viper, k *vnf.Kind) (vnf.Config, e
 		return cfg, fmt.Errorf("--stats=%s: want text or json", st)
 	}
 	return cfg, nil
+}
+
+// yamlKeyLines maps the top-level keys of a YAML settings file to their
+// line and column, so that an error about a key can point at it. It returns
+// nothing for files that are not YAML.
+func yamlKeyLines(path string) map[string][2]int {
+	ext := strings.ToLower(filepath.Ext(path))
+	if ext != ".yaml" && ext != ".yml" {
+		return nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	var doc yaml.Node
+	if yaml.Unmarshal(b, &doc) != nil || len(doc.Content) == 0 || doc.Content[0].Kind != yaml.MappingNode {
+		return nil
+	}
+	out := map[string][2]int{}
+	m := doc.Content[0]
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		k := m.Content[i]
+		out[strings.ToLower(k.Value)] = [2]int{k.Line, k.Column}
+	}
+	return out
 }
