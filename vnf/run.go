@@ -39,9 +39,11 @@ type Runner struct {
 // status. Errors are logged.
 func (r *Runner) Run(ctx context.Context, cfg Config) int {
 	log := r.Log
+	// Errors before the function starts are the user's to fix: say them
+	// plainly, like any command-line tool, rather than as log records.
 	kind, err := r.Registry.Lookup(cfg.Kind)
 	if err != nil {
-		log.Error(err.Error())
+		fmt.Fprintf(r.Stderr, "nfpipe: %v\n", err)
 		return ExitBadSpec
 	}
 	if cfg.Stack.Name == "" {
@@ -51,7 +53,7 @@ func (r *Runner) Run(ctx context.Context, cfg Config) int {
 	log = log.With("vnf", cfg.Stack.Name, "kind", kind.Name)
 	fn, err := kind.New(&cfg)
 	if err != nil {
-		log.Error(fmt.Sprintf("%s: %v", kind.Name, err))
+		fmt.Fprintf(r.Stderr, "nfpipe vnf %s: %v\n", kind.Name, err)
 		return ExitBadSpec
 	}
 	if cfg.Timeout > 0 {
@@ -61,7 +63,7 @@ func (r *Runner) Run(ctx context.Context, cfg Config) int {
 	}
 	stk, err := netstack.New(ctx, cfg.Stack, log)
 	if err != nil {
-		log.Error(err.Error())
+		fmt.Fprintf(r.Stderr, "nfpipe vnf %s: %v\n", kind.Name, err)
 		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 			return ExitFailed
 		}
