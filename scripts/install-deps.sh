@@ -3,7 +3,7 @@
 # packages already present are skipped, so running it again is cheap.
 set -euo pipefail
 
-packages=(tcpdump iproute2 iputils-ping curl tshark)
+packages=(tcpdump iproute2 iputils-ping curl tshark iptables)
 
 missing=()
 for p in "${packages[@]}"; do
