@@ -25,6 +25,22 @@ const (
 // to be written.
 const drainTimeout = 5 * time.Second
 
+// closeTimeout bounds how long a stopping function waits for its stack to
+// shut down, so that a stuck peer or a stuck file can never keep the process
+// from exiting.
+const closeTimeout = 3 * time.Second
+
+// closeWithin closes the stack, giving up (with a warning) after d.
+func closeWithin(stk *netstack.Stack, d time.Duration, log *slog.Logger) {
+	done := make(chan struct{})
+	go func() { stk.Close(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(d):
+		log.Warn("stack did not shut down in time; exiting anyway", "waited", d)
+	}
+}
+
 // Runner runs one function in this process.
 type Runner struct {
 	Registry *Registry
@@ -69,7 +85,7 @@ func (r *Runner) Run(ctx context.Context, cfg Config) int {
 		}
 		return ExitBadSpec
 	}
-	defer stk.Close()
+	defer closeWithin(stk, closeTimeout, log)
 	out := r.Stdout
 	if stk.UsesStdout() {
 		out = r.Stderr
