@@ -22,7 +22,7 @@ import (
 
 // udpReceiveBuffer is the receive buffer of UDP sockets opened here: large,
 // so that a sink that falls behind a burst loses nothing.
-const udpReceiveBuffer = 8 << 20
+const udpReceiveBuffer = 16 << 20
 
 func fullAddr(ap netip.AddrPort) (tcpip.FullAddress, tcpip.NetworkProtocolNumber) {
 	fa := tcpip.FullAddress{Port: ap.Port()}

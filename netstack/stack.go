@@ -107,6 +107,12 @@ func (s *Stack) setOptions() error {
 	if err := s.s.SetTransportProtocolOption(tcp.ProtocolNumber, &snd); err != nil {
 		return fmt.Errorf("set TCP send buffer: %s", err)
 	}
+	// UDP sockets may ask for up to 16 MiB (gVisor's default cap is 4 MiB,
+	// which lets a sink lose a fast burst): see udpReceiveBuffer.
+	rb := tcpip.ReceiveBufferSizeOption{Min: 4096, Default: stack.DefaultBufferSize, Max: 16 << 20}
+	if err := s.s.SetOption(rb); err != nil {
+		return fmt.Errorf("set socket receive buffer limits: %s", err)
+	}
 	mod := tcpip.TCPModerateReceiveBufferOption(true)
 	if err := s.s.SetTransportProtocolOption(tcp.ProtocolNumber, &mod); err != nil {
 		return fmt.Errorf("enable TCP receive buffer moderation: %s", err)

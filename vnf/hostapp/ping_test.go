@@ -93,7 +93,7 @@ func TestPing(t *testing.T) {
 		check   func(t *testing.T, st PingStats)
 	}{{
 		name: "all answered",
-		spec: "ping 192.0.2.2 count=3 interval=10ms",
+		spec: "ping 192.0.2.2 count=3 interval=50ms",
 		script: func(dst netip.Addr, id, seq uint16, ttl uint8, size int) []fakeReply {
 			r := echoOf(dst, id, seq, size)
 			r.after = 2 * time.Millisecond
@@ -116,7 +116,7 @@ func TestPing(t *testing.T) {
 		},
 	}, {
 		name: "ttl exceeded, lost, unreachable, foreign",
-		spec: "ping 192.0.2.2 count=5 interval=10ms size=100 ttl=9 timeout=300ms",
+		spec: "ping 192.0.2.2 count=5 interval=50ms size=100 ttl=9 timeout=300ms",
 		script: func(dst netip.Addr, id, seq uint16, ttl uint8, size int) []fakeReply {
 			if ttl != 9 {
 				return nil
@@ -154,7 +154,7 @@ func TestPing(t *testing.T) {
 		},
 	}, {
 		name: "ipv6 with a duplicate",
-		spec: "ping 2001:db8::2 count=2 interval=10ms",
+		spec: "ping 2001:db8::2 count=2 interval=100ms",
 		script: func(dst netip.Addr, id, seq uint16, ttl uint8, size int) []fakeReply {
 			r := echoOf(dst, id, seq, size)
 			if seq == 1 {
