@@ -30,9 +30,20 @@ func (w testLog) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
-// build parses specs and builds stacks concurrently (FIFO opens wait for
-// their peers), closing them at the end of the test.
+// build builds stacks concurrently (FIFO opens wait for their peers) and
+// starts them, closing them at the end of the test.
 func build(t *testing.T, cfgs ...Config) []*Stack {
+	t.Helper()
+	out := buildStopped(t, cfgs...)
+	for _, s := range out {
+		s.Start()
+	}
+	return out
+}
+
+// buildStopped builds stacks without starting them, for tests that must
+// bind sockets before the first frame arrives.
+func buildStopped(t *testing.T, cfgs ...Config) []*Stack {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -53,9 +64,6 @@ func build(t *testing.T, cfgs ...Config) []*Stack {
 			t.Fatalf("stack %q: %v", cfgs[i].Name, err)
 		}
 		t.Cleanup(out[i].Close)
-	}
-	for _, s := range out {
-		s.Start()
 	}
 	return out
 }
@@ -126,12 +134,13 @@ func TestOneWayPipeline(t *testing.T) {
 			rs := r.Stats()
 			r.Close()
 
-			b := build(t, cfg(t, "b", false, nil, "eth0=file:"+f2+"|none,ip="+fam.b))[0]
+			b := buildStopped(t, cfg(t, "b", false, nil, "eth0=file:"+f2+"|none,ip="+fam.b))[0]
 			pc, err := b.ListenUDP(netip.AddrPortFrom(netip.Addr{}, dst.Port()))
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer pc.Close()
+			b.Start()
 			waitDone(t, b)
 			count, buf := 0, make([]byte, 2000)
 			for {
@@ -266,12 +275,13 @@ func TestReceiveFilterAndMalformed(t *testing.T) {
 	f.WriteString("this is not hex\n0011 22\n")
 	f.Close()
 
-	b := build(t, cfg(t, "h", false, nil, "eth0=file:"+in+"|none,format=hex,ip=192.0.2.7/24"))[0]
+	b := buildStopped(t, cfg(t, "h", false, nil, "eth0=file:"+in+"|none,format=hex,ip=192.0.2.7/24"))[0]
 	pc, err := b.ListenUDP(netip.MustParseAddrPort("0.0.0.0:9000"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer pc.Close()
+	b.Start()
 	waitDone(t, b)
 	var got []string
 	buf := make([]byte, 100)
