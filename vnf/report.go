@@ -18,10 +18,12 @@ type StatsReport struct {
 	Net  netstack.Stats `json:"stack"`
 	// Apps holds what the function's own applications counted.
 	Apps any `json:"apps,omitempty"`
+	// Rules holds per-chain policy and per-rule counters.
+	Rules []RuleStats `json:"rules,omitempty"`
 }
 
-func writeStats(w io.Writer, format string, cfg *Config, stk *netstack.Stack, fn Function) {
-	rep := StatsReport{Name: cfg.Stack.Name, Kind: cfg.Kind, Net: stk.Stats()}
+func writeStats(w io.Writer, format string, cfg *Config, stk *netstack.Stack, fn Function, rst *ruleState) {
+	rep := StatsReport{Name: cfg.Stack.Name, Kind: cfg.Kind, Net: stk.Stats(), Rules: rst.snapshot()}
 	if r, ok := fn.(Reporter); ok {
 		rep.Apps = r.Report()
 	}
@@ -71,8 +73,26 @@ func writeText(w io.Writer, rep *StatsReport) {
 		}
 		tw.Flush()
 	}
+	writeRules(w, rep.Rules)
 	if rep.Apps != nil {
 		b, _ := json.Marshal(rep.Apps)
 		fmt.Fprintf(w, "apps: %s\n", b)
+	}
+}
+
+// writeRules prints the rule counters the way `iptables -L -v -n` does.
+func writeRules(w io.Writer, chains []RuleStats) {
+	for _, c := range chains {
+		if c.Policy != "" {
+			fmt.Fprintf(w, "Chain %s (%s %s, policy %s %d packets, %d bytes)\n", c.Chain, c.Family, c.Table, c.Policy, c.Packets, c.Bytes)
+		} else {
+			fmt.Fprintf(w, "Chain %s (%s %s)\n", c.Chain, c.Family, c.Table)
+		}
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, " pkts\tbytes\ttarget\trule")
+		for _, r := range c.Rules {
+			fmt.Fprintf(tw, " %d\t%d\t%s\t%s\n", r.Packets, r.Bytes, r.Target, r.Rule)
+		}
+		tw.Flush()
 	}
 }

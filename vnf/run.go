@@ -86,6 +86,30 @@ func (r *Runner) Run(ctx context.Context, cfg Config) int {
 		return ExitBadSpec
 	}
 	defer closeWithin(stk, closeTimeout, log)
+	rst := &ruleState{}
+	if err := rst.apply(&cfg, stk); err != nil {
+		fmt.Fprintf(r.Stderr, "nfpipe vnf %s: rules not installed:\n%v\n", kind.Name, err)
+		return ExitBadSpec
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	hupDone := make(chan struct{})
+	defer func() { signal.Stop(hup); close(hupDone) }()
+	go func() {
+		for {
+			select {
+			case <-hup:
+				// A bad file leaves the rules in force untouched.
+				if err := rst.apply(&cfg, stk); err != nil {
+					log.Error("reload failed; the old rules stay in force", "err", err.Error())
+				} else {
+					log.Info("rules reloaded")
+				}
+			case <-hupDone:
+				return
+			}
+		}
+	}()
 	out := r.Stdout
 	if stk.UsesStdout() {
 		out = r.Stderr
@@ -103,7 +127,7 @@ func (r *Runner) Run(ctx context.Context, cfg Config) int {
 		for {
 			select {
 			case <-usr1:
-				writeStats(r.Stderr, "text", &cfg, stk, fn)
+				writeStats(r.Stderr, "text", &cfg, stk, fn, rst)
 			case <-usr1Done:
 				return
 			}
@@ -153,7 +177,7 @@ func (r *Runner) Run(ctx context.Context, cfg Config) int {
 		code = ExitFailed
 	}
 	if cfg.Stats != "" {
-		writeStats(out, cfg.Stats, &cfg, stk, fn)
+		writeStats(out, cfg.Stats, &cfg, stk, fn, rst)
 	}
 	return code
 }

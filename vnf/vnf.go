@@ -35,6 +35,10 @@ type Config struct {
 	Timeout time.Duration
 	// Stats selects the counters printed on exit: "", "text" or "json".
 	Stats string
+	// RuleFiles are iptables rule files (iptables-save format or one
+	// command per line); Rules are rules given one by one (--rule). Both
+	// are applied to the function's own stack, and re-read on SIGHUP.
+	RuleFiles, Rules []string
 }
 
 // Function is a running network function of some kind.

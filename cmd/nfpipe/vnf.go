@@ -87,7 +87,7 @@ var baseContext = context.Background
 
 // vnfFlags are the settings of `nfpipe vnf KIND`; each can also come from
 // --config FILE or an NFPIPE_* environment variable.
-var listFlags = []string{"if", "ip", "route", "gw", "neigh", "capture", "run", "serve"}
+var listFlags = []string{"if", "ip", "route", "gw", "neigh", "capture", "run", "serve", "rules", "rule"}
 
 func newVNFCommand(reg *vnf.Registry) *cobra.Command {
 	list := false
@@ -144,6 +144,8 @@ func newKindCommand(reg *vnf.Registry, k *vnf.Kind) *cobra.Command {
 	f.StringArray("gw", nil, "default gateway ADDR, IPv4 or IPv6 (repeatable)")
 	f.StringArray("neigh", nil, "static neighbour 'ADDR lladdr MAC [dev NAME]' (repeatable)")
 	f.StringArray("capture", nil, "write a pcap of interface NAME to PATH (file or FIFO): NAME=PATH (repeatable)")
+	f.StringArray("rules", nil, "iptables rules file (iptables-save format or one command per line), applied to this stack; re-read on SIGHUP (repeatable)")
+	f.StringArray("rule", nil, "one iptables rule, e.g. '-A FORWARD -p tcp --dport 23 -j DROP' (repeatable)")
 	f.String("stats", "", "print counters on exit: text or json")
 	f.Lookup("stats").NoOptDefVal = "text"
 	f.Bool("linger", false, "keep running after the input ends")
@@ -334,6 +336,7 @@ func buildConfig(cmd *cobra.Command, v *viper.Viper, k *vnf.Kind) (vnf.Config, e
 		cfg.Stack.Neighbors = append(cfg.Stack.Neighbors, nb)
 	}
 	cfg.Run, cfg.Serve = lists["run"], lists["serve"]
+	cfg.RuleFiles, cfg.Rules = lists["rules"], lists["rule"]
 	if cmd.Flags().Lookup("expect") != nil {
 		cfg.Expect = v.GetInt64("expect")
 	}

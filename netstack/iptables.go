@@ -1,0 +1,628 @@
+package netstack
+
+import (
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/header"
+	"gvisor.dev/gvisor/pkg/tcpip/stack"
+
+	"github.com/nfpipe/nfpipe/netstack/rules"
+)
+
+// RuleCounter counts the packets and bytes that reached a rule's target (or
+// a chain's policy).
+type RuleCounter struct {
+	Packets atomic.Uint64
+	Bytes   atomic.Uint64
+}
+
+func (c *RuleCounter) add(pkt *stack.PacketBuffer) {
+	c.Packets.Add(1)
+	c.Bytes.Add(uint64(pkt.Size()))
+}
+
+// ChainCounters are one chain's counters as installed.
+type ChainCounters struct {
+	Family rules.Family
+	Table  string
+	Chain  *rules.Chain
+	// Policy counts the packets the chain's policy decided (built-in
+	// chains only).
+	Policy *RuleCounter
+	// Rules holds a counter per rule, in chain order.
+	Rules []*RuleCounter
+}
+
+// ApplyRules validates rs and installs it in the stack's iptables, replacing
+// every table it defines, atomically per table. Nothing is installed when
+// an error is returned. It returns the counters of the installed rules.
+//
+// Supported now: tables filter and nat; matches -p, -s, -d, -i, -o, tcp/udp
+// ports and flags, multiport, icmp/icmpv6 types, conntrack/state, comment,
+// iprange, length, limit, statistic, mac, mark; targets ACCEPT, DROP,
+// RETURN, user chains (-j), REJECT, LOG, MARK, SNAT/DNAT to one address
+// and port, MASQUERADE, REDIRECT to one port. Anything else is an error
+// naming the rule.
+func (s *Stack) ApplyRules(rs *rules.Ruleset) ([]*ChainCounters, error) {
+	if err := rs.Validate(); err != nil {
+		return nil, err
+	}
+	type built struct {
+		id    stack.TableID
+		table stack.Table
+		v6    bool
+	}
+	var tables []built
+	var counters []*ChainCounters
+	var errs rules.ErrorList
+	for _, fam := range []rules.Family{rules.IPv4, rules.IPv6} {
+		for _, t := range rs.Tables(fam) {
+			b := &tableBuilder{s: s, fam: fam, t: t}
+			tbl, cc, err := b.build()
+			if err != nil {
+				errs = append(errs, err...)
+				continue
+			}
+			tables = append(tables, built{b.id, tbl, fam == rules.IPv6})
+			counters = append(counters, cc...)
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	ipt := s.s.IPTables()
+	for _, t := range tables {
+		ipt.ReplaceTable(t.id, t.table, t.v6)
+	}
+	return counters, nil
+}
+
+// tableBuilder lays out one table the way gVisor walks it: each built-in
+// chain's rules followed by its policy rule, then each user chain's rules
+// followed by a RETURN, then the ERROR rule gVisor expects last.
+type tableBuilder struct {
+	s     *Stack
+	fam   rules.Family
+	t     *rules.Table
+	id    stack.TableID
+	rules []stack.Rule
+	errs  rules.ErrorList
+}
+
+var tableIDs = map[string]stack.TableID{"filter": stack.FilterID, "nat": stack.NATID}
+
+var gvisorHooks = map[rules.Hook]stack.Hook{
+	rules.Prerouting: stack.Prerouting, rules.Input: stack.Input, rules.Forward: stack.Forward,
+	rules.Output: stack.Output, rules.Postrouting: stack.Postrouting,
+}
+
+func (b *tableBuilder) netProto() tcpip.NetworkProtocolNumber {
+	if b.fam == rules.IPv6 {
+		return header.IPv6ProtocolNumber
+	}
+	return header.IPv4ProtocolNumber
+}
+
+func (b *tableBuilder) emptyFilter() stack.IPHeaderFilter {
+	if b.fam == rules.IPv6 {
+		return stack.EmptyFilter6()
+	}
+	return stack.EmptyFilter4()
+}
+
+func (b *tableBuilder) build() (stack.Table, []*ChainCounters, rules.ErrorList) {
+	id, ok := tableIDs[b.t.Name]
+	if !ok {
+		return stack.Table{}, nil, rules.ErrorList{{Pos: b.t.Pos, Token: b.t.Name, Msg: fmt.Sprintf("table %s is not supported by nfpipe's stack yet (filter and nat are)", b.t.Name)}}
+	}
+	b.id = id
+	var tbl stack.Table
+	for h := range tbl.BuiltinChains {
+		tbl.BuiltinChains[h] = stack.HookUnset
+		tbl.Underflows[h] = stack.HookUnset
+	}
+	// Chain start indexes, so that jumps can be resolved once all are laid out.
+	starts := map[string]int{}
+	type pendingJump struct {
+		rule  int
+		chain string
+	}
+	var jumps []pendingJump
+	var counters []*ChainCounters
+	order := append(builtins(b.t), users(b.t)...)
+	for _, c := range order {
+		cc := &ChainCounters{Family: b.fam, Table: b.t.Name, Chain: c}
+		counters = append(counters, cc)
+		starts[c.Name] = len(b.rules)
+		if c.Builtin {
+			tbl.BuiltinChains[gvisorHooks[c.Hook]] = len(b.rules)
+		}
+		for _, r := range c.Rules {
+			cnt := &RuleCounter{}
+			cc.Rules = append(cc.Rules, cnt)
+			sr, jump := b.rule(r, cnt, len(b.rules))
+			if jump != "" {
+				jumps = append(jumps, pendingJump{len(b.rules), jump})
+			}
+			b.rules = append(b.rules, sr)
+		}
+		if c.Builtin {
+			cc.Policy = &RuleCounter{}
+			var v stack.Target = &stack.AcceptTarget{NetworkProtocol: b.netProto()}
+			if c.Policy == rules.Drop {
+				v = &stack.DropTarget{NetworkProtocol: b.netProto()}
+			}
+			tbl.Underflows[gvisorHooks[c.Hook]] = len(b.rules)
+			b.rules = append(b.rules, stack.Rule{Filter: b.emptyFilter(), Target: &countingTarget{inner: v, c: cc.Policy}})
+		} else {
+			b.rules = append(b.rules, stack.Rule{Filter: b.emptyFilter(), Target: &stack.ReturnTarget{NetworkProtocol: b.netProto()}})
+		}
+	}
+	b.rules = append(b.rules, stack.Rule{Filter: b.emptyFilter(), Target: &stack.ErrorTarget{NetworkProtocol: b.netProto()}})
+	for _, j := range jumps {
+		ct := b.rules[j.rule].Target.(*countingTarget)
+		ct.inner.(*jumpTarget).to = starts[j.chain]
+	}
+	if len(b.errs) > 0 {
+		return stack.Table{}, nil, b.errs
+	}
+	tbl.Rules = b.rules
+	return tbl, counters, nil
+}
+
+func builtins(t *rules.Table) []*rules.Chain {
+	var out []*rules.Chain
+	for _, c := range t.Chains {
+		if c.Builtin {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func users(t *rules.Table) []*rules.Chain {
+	var out []*rules.Chain
+	for _, c := range t.Chains {
+		if !c.Builtin {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func (b *tableBuilder) fail(r *rules.Rule, tok, format string, args ...any) {
+	b.errs = append(b.errs, &rules.Error{Pos: r.Pos, Token: tok, Msg: fmt.Sprintf(format, args...)})
+}
+
+// rule translates one rule; it returns the name of the chain it jumps to.
+func (b *tableBuilder) rule(r *rules.Rule, cnt *RuleCounter, idx int) (stack.Rule, string) {
+	f := b.emptyFilter()
+	var ms []stack.Matcher
+	if r.Proto.Num != 0 {
+		if r.Proto.Invert {
+			ms = append(ms, &protoMatcher{num: r.Proto.Num, invert: true})
+		} else {
+			f.Protocol, f.CheckProtocol = tcpip.TransportProtocolNumber(r.Proto.Num), true
+		}
+	}
+	if r.Src.Set() {
+		f.Src, f.SrcMask = addrMask(r.Src.Prefix)
+		f.SrcInvert = r.Src.Invert
+	}
+	if r.Dst.Set() {
+		f.Dst, f.DstMask = addrMask(r.Dst.Prefix)
+		f.DstInvert = r.Dst.Invert
+	}
+	if r.In.Name != "" {
+		// gVisor matches a trailing '+' as a prefix itself.
+		f.InputInterface, f.InputInterfaceInvert = r.In.Name, r.In.Invert
+	}
+	if r.Out.Name != "" {
+		f.OutputInterface, f.OutputInterfaceInvert = r.Out.Name, r.Out.Invert
+	}
+	for _, m := range r.Matches {
+		if sm := b.matcher(r, m); sm != nil {
+			ms = append(ms, sm)
+		}
+	}
+	t, jump := b.target(r, idx)
+	return stack.Rule{Filter: f, Matchers: ms, Target: &countingTarget{inner: t, c: cnt}}, jump
+}
+
+func addrMask(p netip.Prefix) (addr, mask tcpip.Address) {
+	p = p.Masked()
+	bits := make([]byte, p.Addr().BitLen()/8)
+	for i := 0; i < p.Bits(); i++ {
+		bits[i/8] |= 0x80 >> (i % 8)
+	}
+	return tcpipAddr(p.Addr()), tcpip.AddrFromSlice(bits)
+}
+
+func (b *tableBuilder) matcher(r *rules.Rule, m rules.Match) stack.Matcher {
+	switch m := m.(type) {
+	case *rules.TCP:
+		return &portMatcher{proto: header.TCPProtocolNumber, src: m.Src, dst: m.Dst, flags: m.Flags}
+	case *rules.UDP:
+		return &portMatcher{proto: header.UDPProtocolNumber, src: m.Src, dst: m.Dst}
+	case *rules.Multiport:
+		return &multiportMatcher{m: *m}
+	case *rules.ICMPType:
+		return &icmpMatcher{m: *m}
+	case *rules.State:
+		return &stateMatcher{m: *m}
+	case *rules.Comment:
+		return nil
+	case *rules.IPRange:
+		return &iprangeMatcher{m: *m}
+	case *rules.Length:
+		return &lengthMatcher{m: *m}
+	case *rules.Limit:
+		return newLimitMatcher(*m)
+	case *rules.Statistic:
+		return &statisticMatcher{m: *m}
+	case *rules.MAC:
+		return &macMatcher{m: *m}
+	case *rules.Mark:
+		return &markMatcher{m: *m}
+	}
+	b.fail(r, m.Module(), "match -m %s is not supported by nfpipe's stack yet", m.Module())
+	return nil
+}
+
+func (b *tableBuilder) target(r *rules.Rule, idx int) (stack.Target, string) {
+	np := b.netProto()
+	switch t := r.Target.(type) {
+	case nil:
+		return &continueTarget{next: idx + 1}, ""
+	case rules.Verdict:
+		switch t {
+		case rules.Accept:
+			return &stack.AcceptTarget{NetworkProtocol: np}, ""
+		case rules.Drop:
+			return &stack.DropTarget{NetworkProtocol: np}, ""
+		case rules.Return:
+			return &stack.ReturnTarget{NetworkProtocol: np}, ""
+		}
+	case *rules.Jump:
+		if t.Goto {
+			b.fail(r, "-g", "goto (-g) is not supported by nfpipe's stack yet; use -j")
+			return &stack.DropTarget{NetworkProtocol: np}, ""
+		}
+		return &jumpTarget{}, t.Chain
+	case *rules.Reject:
+		return b.reject(r, t), ""
+	case *rules.Log:
+		return &logTarget{prefix: t.Prefix, log: b.s.log, next: idx + 1}, ""
+	case *rules.SetMark:
+		return &markTarget{value: t.Value, mask: t.Mask, next: idx + 1}, ""
+	case *rules.NAT:
+		return b.nat(r, t), ""
+	}
+	b.fail(r, r.Target.Name(), "target %s is not supported by nfpipe's stack yet", r.Target.Name())
+	return &stack.DropTarget{NetworkProtocol: np}, ""
+}
+
+func (b *tableBuilder) reject(r *rules.Rule, t *rules.Reject) stack.Target {
+	if b.fam == rules.IPv6 {
+		h, _ := b.s.s.NetworkProtocolInstance(header.IPv6ProtocolNumber).(stack.RejectIPv6WithHandler)
+		with := map[rules.RejectWith]stack.RejectIPv6WithICMPType{
+			rules.ICMP6NoRoute: stack.RejectIPv6WithICMPNoRoute, rules.ICMP6AdmProhibited: stack.RejectIPv6WithICMPAdminProhibited,
+			rules.ICMP6AddrUnreachable: stack.RejectIPv6WithICMPAddrUnreachable, rules.ICMP6PortUnreachable: stack.RejectIPv6WithICMPPortUnreachable,
+			rules.TCPReset: stack.RejectIPv6WithTCPReset, 0: stack.RejectIPv6WithICMPPortUnreachable,
+		}[t.With]
+		if with == 0 || h == nil {
+			b.fail(r, "--reject-with", "this --reject-with is not supported by nfpipe's IPv6 stack")
+		}
+		return &stack.RejectIPv6Target{Handler: h, RejectWith: with}
+	}
+	h, _ := b.s.s.NetworkProtocolInstance(header.IPv4ProtocolNumber).(stack.RejectIPv4WithHandler)
+	with := map[rules.RejectWith]stack.RejectIPv4WithICMPType{
+		rules.ICMPNetUnreachable: stack.RejectIPv4WithICMPNetUnreachable, rules.ICMPHostUnreachable: stack.RejectIPv4WithICMPHostUnreachable,
+		rules.ICMPPortUnreachable: stack.RejectIPv4WithICMPPortUnreachable, rules.ICMPNetProhibited: stack.RejectIPv4WithICMPNetProhibited,
+		rules.ICMPHostProhibited: stack.RejectIPv4WithICMPHostProhibited, rules.ICMPAdminProhibited: stack.RejectIPv4WithICMPAdminProhibited,
+		rules.TCPReset: stack.RejectIPv4WithTCPReset, 0: stack.RejectIPv4WithICMPPortUnreachable,
+	}[t.With]
+	if with == 0 || h == nil {
+		b.fail(r, "--reject-with", "this --reject-with is not supported by nfpipe's IPv4 stack (gVisor has no proto-unreachable)")
+	}
+	return &stack.RejectIPv4Target{Handler: h, RejectWith: with}
+}
+
+func (b *tableBuilder) nat(r *rules.Rule, t *rules.NAT) stack.Target {
+	np := b.netProto()
+	rg := t.Range
+	var port uint16
+	if rg.Ports != nil {
+		if rg.Ports.Min != rg.Ports.Max {
+			b.fail(r, "--to-ports", "port ranges are not supported by nfpipe's stack yet: give one port")
+		}
+		port = rg.Ports.Min
+	}
+	if rg.MinAddr.IsValid() && rg.MaxAddr != rg.MinAddr {
+		b.fail(r, rg.MinAddr.String(), "address ranges are not supported by nfpipe's stack yet: give one address")
+	}
+	switch t.Kind {
+	case rules.SNAT:
+		return &stack.SNATTarget{Addr: tcpipAddr(rg.MinAddr), Port: port, NetworkProtocol: np, ChangeAddress: true, ChangePort: port != 0}
+	case rules.DNAT:
+		addr := tcpip.Address{}
+		if rg.MinAddr.IsValid() {
+			addr = tcpipAddr(rg.MinAddr)
+		}
+		return &stack.DNATTarget{Addr: addr, Port: port, NetworkProtocol: np, ChangeAddress: rg.MinAddr.IsValid(), ChangePort: port != 0}
+	case rules.Masquerade:
+		if rg.Ports != nil {
+			b.fail(r, "--to-ports", "MASQUERADE --to-ports is not supported by nfpipe's stack yet")
+		}
+		return &stack.MasqueradeTarget{NetworkProtocol: np}
+	case rules.Redirect:
+		return &stack.RedirectTarget{Port: port, NetworkProtocol: np}
+	}
+	b.fail(r, t.Name(), "target %s is not supported", t.Name())
+	return &stack.DropTarget{NetworkProtocol: np}
+}
+
+// countingTarget counts the packets that reach a rule's target.
+type countingTarget struct {
+	inner stack.Target
+	c     *RuleCounter
+}
+
+func (t *countingTarget) Action(pkt *stack.PacketBuffer, h stack.Hook, r *stack.Route, ep stack.AddressableEndpoint) (stack.RuleVerdict, int) {
+	t.c.add(pkt)
+	return t.inner.Action(pkt, h, r, ep)
+}
+
+// continueTarget is a rule without a target: it counts and moves on.
+type continueTarget struct{ next int }
+
+func (t *continueTarget) Action(*stack.PacketBuffer, stack.Hook, *stack.Route, stack.AddressableEndpoint) (stack.RuleVerdict, int) {
+	return stack.RuleJump, t.next
+}
+
+// jumpTarget calls a user chain; gVisor returns here when it returns.
+type jumpTarget struct{ to int }
+
+func (t *jumpTarget) Action(*stack.PacketBuffer, stack.Hook, *stack.Route, stack.AddressableEndpoint) (stack.RuleVerdict, int) {
+	return stack.RuleJump, t.to
+}
+
+// logTarget logs the packet to the function's log and continues.
+type logTarget struct {
+	prefix string
+	log    *slog.Logger
+	next   int
+}
+
+func (t *logTarget) Action(pkt *stack.PacketBuffer, h stack.Hook, _ *stack.Route, _ stack.AddressableEndpoint) (stack.RuleVerdict, int) {
+	src, dst, proto := packetAddrs(pkt)
+	t.log.Info("iptables LOG", "prefix", t.prefix, "hook", fmt.Sprint(h), "src", src, "dst", dst, "proto", proto, "len", pkt.Size())
+	return stack.RuleJump, t.next // LOG does not decide: on to the next rule
+}
+
+// markTarget sets the packet mark (iptables' --set-xmark semantics).
+type markTarget struct {
+	value, mask uint32
+	next        int
+}
+
+func (t *markTarget) Action(pkt *stack.PacketBuffer, _ stack.Hook, _ *stack.Route, _ stack.AddressableEndpoint) (stack.RuleVerdict, int) {
+	pkt.Mark = (pkt.Mark &^ t.mask) ^ t.value
+	return stack.RuleJump, t.next
+}
+
+func packetAddrs(pkt *stack.PacketBuffer) (src, dst string, proto uint8) {
+	nh := pkt.NetworkHeader().Slice()
+	switch pkt.NetworkProtocolNumber {
+	case header.IPv4ProtocolNumber:
+		if len(nh) >= header.IPv4MinimumSize {
+			h := header.IPv4(nh)
+			return h.SourceAddress().String(), h.DestinationAddress().String(), h.Protocol()
+		}
+	case header.IPv6ProtocolNumber:
+		if len(nh) >= header.IPv6MinimumSize {
+			h := header.IPv6(nh)
+			return h.SourceAddress().String(), h.DestinationAddress().String(), uint8(h.TransportProtocol())
+		}
+	}
+	return "", "", 0
+}
+
+// transportProto returns the packet's transport protocol number.
+func transportProto(pkt *stack.PacketBuffer) uint8 {
+	_, _, p := packetAddrs(pkt)
+	return p
+}
+
+type protoMatcher struct {
+	num    uint8
+	invert bool
+}
+
+func (m *protoMatcher) Match(_ stack.Hook, pkt *stack.PacketBuffer, _, _ string) (bool, bool) {
+	return (transportProto(pkt) == m.num) != m.invert, false
+}
+
+func inRange(p uint16, r rules.PortRange) bool { return p >= r.Min && p <= r.Max }
+
+type portMatcher struct {
+	proto    tcpip.TransportProtocolNumber
+	src, dst *rules.PortMatch
+	flags    *rules.TCPFlags
+}
+
+func (m *portMatcher) Match(_ stack.Hook, pkt *stack.PacketBuffer, _, _ string) (bool, bool) {
+	th := pkt.TransportHeader().Slice()
+	var sp, dp uint16
+	var flags uint8
+	switch m.proto {
+	case header.TCPProtocolNumber:
+		if len(th) < header.TCPMinimumSize {
+			return false, len(th) > 0 // a truncated header is dropped, as Linux does
+		}
+		h := header.TCP(th)
+		sp, dp, flags = h.SourcePort(), h.DestinationPort(), uint8(h.Flags())
+	default:
+		if len(th) < header.UDPMinimumSize {
+			return false, len(th) > 0
+		}
+		h := header.UDP(th)
+		sp, dp = h.SourcePort(), h.DestinationPort()
+	}
+	if m.src != nil && inRange(sp, m.src.Range) == m.src.Invert {
+		return false, false
+	}
+	if m.dst != nil && inRange(dp, m.dst.Range) == m.dst.Invert {
+		return false, false
+	}
+	if f := m.flags; f != nil && ((flags&f.Mask) == f.Comp) == f.Invert {
+		return false, false
+	}
+	return true, false
+}
+
+type multiportMatcher struct{ m rules.Multiport }
+
+func (m *multiportMatcher) Match(_ stack.Hook, pkt *stack.PacketBuffer, _, _ string) (bool, bool) {
+	th := pkt.TransportHeader().Slice()
+	if len(th) < 4 {
+		return false, false
+	}
+	sp, dp := uint16(th[0])<<8|uint16(th[1]), uint16(th[2])<<8|uint16(th[3])
+	hit := false
+	for _, r := range m.m.Ports {
+		switch m.m.Dir {
+		case rules.SourcePorts:
+			hit = hit || inRange(sp, r)
+		case rules.DestinationPorts:
+			hit = hit || inRange(dp, r)
+		default:
+			hit = hit || inRange(sp, r) || inRange(dp, r)
+		}
+	}
+	return hit != m.m.Invert, false
+}
+
+type icmpMatcher struct{ m rules.ICMPType }
+
+func (m *icmpMatcher) Match(_ stack.Hook, pkt *stack.PacketBuffer, _, _ string) (bool, bool) {
+	th := pkt.TransportHeader().Slice()
+	if len(th) < 2 {
+		return false, false
+	}
+	if m.m.Any() {
+		return !m.m.Invert, false
+	}
+	hit := th[0] == m.m.Type && th[1] >= m.m.CodeMin && th[1] <= m.m.CodeMax
+	return hit != m.m.Invert, false
+}
+
+type stateMatcher struct{ m rules.State }
+
+func (m *stateMatcher) Match(_ stack.Hook, pkt *stack.PacketBuffer, _, _ string) (bool, bool) {
+	var st rules.States
+	var info stack.ConnTrackInfo
+	if !pkt.FillConnTrackInfo(stack.ConnTrackInfoOpts{FillState: true}, &info) {
+		st = rules.StateUntracked
+	} else {
+		switch info.State {
+		case stack.ConnTrackStateNew:
+			st = rules.StateNew
+		case stack.ConnTrackStateEstablished:
+			st = rules.StateEstablished
+		default:
+			st = rules.StateInvalid
+		}
+	}
+	return (m.m.States&st != 0) != m.m.Invert, false
+}
+
+type iprangeMatcher struct{ m rules.IPRange }
+
+func (m *iprangeMatcher) Match(_ stack.Hook, pkt *stack.PacketBuffer, _, _ string) (bool, bool) {
+	src, dst, _ := packetAddrs(pkt)
+	check := func(r *rules.AddrRange, s string) bool {
+		if r == nil {
+			return true
+		}
+		a, err := netip.ParseAddr(s)
+		in := err == nil && a.Compare(r.Min) >= 0 && a.Compare(r.Max) <= 0
+		return in != r.Invert
+	}
+	return check(m.m.Src, src) && check(m.m.Dst, dst), false
+}
+
+type lengthMatcher struct{ m rules.Length }
+
+func (m *lengthMatcher) Match(_ stack.Hook, pkt *stack.PacketBuffer, _, _ string) (bool, bool) {
+	n := pkt.Size() - len(pkt.LinkHeader().Slice())
+	in := n >= int(m.m.Min) && n <= int(m.m.Max)
+	return in != m.m.Invert, false
+}
+
+type macMatcher struct{ m rules.MAC }
+
+func (m *macMatcher) Match(_ stack.Hook, pkt *stack.PacketBuffer, _, _ string) (bool, bool) {
+	lh := pkt.LinkHeader().Slice()
+	if len(lh) < header.EthernetMinimumSize {
+		return false, false
+	}
+	src := header.Ethernet(lh).SourceAddress()
+	return (src == tcpip.LinkAddress(m.m.Addr[:])) != m.m.Invert, false
+}
+
+type markMatcher struct{ m rules.Mark }
+
+func (m *markMatcher) Match(_ stack.Hook, pkt *stack.PacketBuffer, _, _ string) (bool, bool) {
+	return ((pkt.Mark & m.m.Mask) == m.m.Value) != m.m.Invert, false
+}
+
+type statisticMatcher struct {
+	m rules.Statistic
+	n atomic.Uint32
+}
+
+func (m *statisticMatcher) Match(_ stack.Hook, _ *stack.PacketBuffer, _, _ string) (bool, bool) {
+	var hit bool
+	if m.m.Mode == rules.StatRandom {
+		hit = rand.Float64() < m.m.Probability
+	} else {
+		hit = (m.n.Add(1)-1)%m.m.Every == m.m.Packet
+	}
+	return hit != m.m.Invert, false
+}
+
+// limitMatcher is a token bucket, like xt_limit.
+type limitMatcher struct {
+	mu     sync.Mutex
+	every  time.Duration
+	burst  float64
+	tokens float64
+	last   time.Time
+}
+
+func newLimitMatcher(l rules.Limit) *limitMatcher {
+	return &limitMatcher{every: l.Per / time.Duration(l.Rate), burst: float64(l.Burst), tokens: float64(l.Burst)}
+}
+
+func (m *limitMatcher) Match(_ stack.Hook, _ *stack.PacketBuffer, _, _ string) (bool, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := time.Now()
+	if !m.last.IsZero() {
+		m.tokens = min(m.burst, m.tokens+float64(now.Sub(m.last))/float64(m.every))
+	}
+	m.last = now
+	if m.tokens >= 1 {
+		m.tokens--
+		return true, false
+	}
+	return false, false
+}
