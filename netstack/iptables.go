@@ -418,21 +418,21 @@ func (t *markTarget) Action(pkt *stack.PacketBuffer, _ stack.Hook, _ *stack.Rout
 	return stack.RuleJump, t.next
 }
 
-func packetAddrs(pkt *stack.PacketBuffer) (src, dst string, proto uint8) {
+func packetAddrs(pkt *stack.PacketBuffer) (src, dst netip.Addr, proto uint8) {
 	nh := pkt.NetworkHeader().Slice()
 	switch pkt.NetworkProtocolNumber {
 	case header.IPv4ProtocolNumber:
 		if len(nh) >= header.IPv4MinimumSize {
 			h := header.IPv4(nh)
-			return h.SourceAddress().String(), h.DestinationAddress().String(), h.Protocol()
+			return netipAddr(h.SourceAddress()), netipAddr(h.DestinationAddress()), h.Protocol()
 		}
 	case header.IPv6ProtocolNumber:
 		if len(nh) >= header.IPv6MinimumSize {
 			h := header.IPv6(nh)
-			return h.SourceAddress().String(), h.DestinationAddress().String(), uint8(h.TransportProtocol())
+			return netipAddr(h.SourceAddress()), netipAddr(h.DestinationAddress()), uint8(h.TransportProtocol())
 		}
 	}
-	return "", "", 0
+	return netip.Addr{}, netip.Addr{}, 0
 }
 
 // transportProto returns the packet's transport protocol number.
@@ -548,12 +548,11 @@ type iprangeMatcher struct{ m rules.IPRange }
 
 func (m *iprangeMatcher) Match(_ stack.Hook, pkt *stack.PacketBuffer, _, _ string) (bool, bool) {
 	src, dst, _ := packetAddrs(pkt)
-	check := func(r *rules.AddrRange, s string) bool {
+	check := func(r *rules.AddrRange, a netip.Addr) bool {
 		if r == nil {
 			return true
 		}
-		a, err := netip.ParseAddr(s)
-		in := err == nil && a.Compare(r.Min) >= 0 && a.Compare(r.Max) <= 0
+		in := a.IsValid() && a.Compare(r.Min) >= 0 && a.Compare(r.Max) <= 0
 		return in != r.Invert
 	}
 	return check(m.m.Src, src) && check(m.m.Dst, dst), false
