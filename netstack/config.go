@@ -29,6 +29,8 @@ type Config struct {
 	// ConnectTimeout bounds how long a unix: interface retries connecting
 	// to a listener that is not there yet. Zero means DefaultConnectTimeout.
 	ConnectTimeout time.Duration
+	// Conntrack bounds connection tracking once rules are installed.
+	Conntrack ConntrackConfig
 }
 
 // DefaultConnectTimeout is how long a unix: interface waits for its listener.

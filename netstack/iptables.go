@@ -78,6 +78,10 @@ func (s *Stack) ApplyRules(rs *rules.Ruleset) ([]*ChainCounters, error) {
 		return nil, errs
 	}
 	ipt := s.s.IPTables()
+	// From the first table on, gVisor tracks connections: bound its table.
+	if len(tables) > 0 {
+		s.ct.enabled.Store(true)
+	}
 	for _, t := range tables {
 		ipt.ReplaceTable(t.id, t.table, t.v6)
 	}

@@ -24,7 +24,8 @@ import (
 //     the stack not to resolve;
 //   - answers IPv4 packets that arrive with TTL 1 and must be forwarded with
 //     ICMP time-exceeded (gVisor forwards them with TTL 0; google/gvisor#13521);
-//   - mirrors frames in both directions to a pcap capture.
+//   - mirrors frames in both directions to a pcap capture;
+//   - refuses new flows when the conntrack table is full (see ConntrackConfig).
 type nicEndpoint struct {
 	nested.Endpoint
 	name    string
@@ -40,6 +41,8 @@ type nicEndpoint struct {
 	forwarding bool
 	isLocal    func(tcpip.Address) bool
 	capture    atomic.Pointer[captureWriter]
+	// ct admits or refuses new flows once rules are installed.
+	ct *conntrackGuard
 }
 
 var _ stack.LinkEndpoint = (*nicEndpoint)(nil)
@@ -78,6 +81,9 @@ func (e *nicEndpoint) DeliverNetworkPacket(proto tcpip.NetworkProtocolNumber, pk
 	}
 	if c := e.capture.Load(); c != nil {
 		c.write(pkt)
+	}
+	if !e.ct.admit(proto, pkt) {
+		return // counted as conntrack dropped_full
 	}
 	if proto == header.IPv4ProtocolNumber && e.forwarding {
 		e.expireTTL1(pkt)

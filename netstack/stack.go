@@ -28,6 +28,7 @@ type Stack struct {
 	cfg  Config
 	log  *slog.Logger
 	nics []*nicState
+	ct   *conntrackGuard
 
 	startOnce sync.Once
 	closeOnce sync.Once
@@ -75,6 +76,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Stack, error) {
 		RawFactory:  raw.EndpointFactory{},
 		HandleLocal: true,
 	})
+	s.ct = newConntrackGuard(cfg.Conntrack, gvisorKnows(s.s), log)
 	if err := s.setOptions(); err != nil {
 		s.s.Close()
 		return nil, err
@@ -169,6 +171,7 @@ func (s *Stack) addNICs(ctx context.Context) error {
 		st.nicEP = newNICEndpoint(r.child, st.cfg.Name, st.mac, st.cfg.Link, st.stats)
 		st.nicEP.countFrames = st.link == nil
 		st.nicEP.forwarding = s.cfg.Forwarding
+		st.nicEP.ct = s.ct
 		st.nicEP.isLocal = func(a tcpip.Address) bool {
 			return s.s.CheckLocalAddress(0, header.IPv4ProtocolNumber, a) != 0
 		}

@@ -140,6 +140,9 @@ type Stats struct {
 	// Protocols holds gVisor's per-protocol counters by dotted name
 	// (ip.packets_received, tcp.retransmits, udp.unknown_port_errors, ...).
 	Protocols map[string]uint64 `json:"protocols"`
+	// Conntrack is the connection tracking table's state, once rules are
+	// installed.
+	Conntrack *ConntrackStats `json:"conntrack,omitempty"`
 }
 
 // InterfaceStats are one NIC's counters.
@@ -170,5 +173,9 @@ func (s *Stack) Stats() Stats {
 	counterMap("tcp", st.TCP, out.Protocols)
 	counterMap("udp", st.UDP, out.Protocols)
 	counterMap("dropped_packets", st.DroppedPackets, out.Protocols)
+	if s.ct.enabled.Load() {
+		cs := s.ct.stats()
+		out.Conntrack = &cs
+	}
 	return out
 }

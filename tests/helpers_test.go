@@ -411,6 +411,10 @@ type statsReport struct {
 	Stack struct {
 		Interfaces []ifaceStats       `json:"interfaces"`
 		Protocols  map[string]float64 `json:"protocols"`
+		Conntrack  *struct {
+			Count, Max int
+			Dropped    uint64 `json:"dropped_full"`
+		} `json:"conntrack"`
 	} `json:"stack"`
 	Apps []appReport `json:"apps"`
 }

@@ -124,3 +124,34 @@ func TestRulesErrorsAndReload(t *testing.T) {
 	wantContains(t, "server", server.stderr.String(), "NOSUCHCHAIN")
 	wantCode(t, "ping after a bad reload", ping(), 1)
 }
+
+// TestConntrackLimit runs a router whose conntrack table holds two flows:
+// the third UDP flow is dropped and counted, the first two get through.
+func TestConntrackLimit(t *testing.T) {
+	t.Parallel()
+	ctx := testContext(t, time.Minute)
+	dir := shortDir(t)
+	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
+	router := start(t, ctx, "router", procSpec{Args: []string{"vnf", "router",
+		"--if", "eth0=unix-listen:" + a + ",ip=192.0.2.1/24", "--if", "eth1=unix-listen:" + b + ",ip=198.51.100.1/24",
+		"--rule", "-A FORWARD -j ACCEPT", "--conntrack-max", "2", "--conntrack-timeout", "udp=1m", "--stats=json"}})
+	server := start(t, ctx, "server", procSpec{Args: []string{"vnf", "host", "--if", "eth0=unix:" + b, "--ip", "198.51.100.2/24",
+		"--gw", "198.51.100.1", "--serve", "sink udp:9001", "--serve", "sink udp:9002", "--serve", "sink udp:9003"}})
+	router.waitStderr(t, "peer connected", 10*time.Second)
+	client := nfpipe(t, ctx, 30*time.Second, "vnf", "host", "--if", "eth0=unix:"+a, "--ip", "192.0.2.2/24", "--gw", "192.0.2.1",
+		"--run", "gen udp 198.51.100.2:9001 count=3", "--run", "gen udp 198.51.100.2:9002 count=3", "--run", "gen udp 198.51.100.2:9003 count=3")
+	wantCode(t, "client", client, 0)
+	time.Sleep(200 * time.Millisecond)
+	server.signal(t, syscall.SIGTERM)
+	server.wait(t, 5*time.Second)
+	wantContains(t, "server", server.stdout.String()+server.stderr.String(), "sink udp:9001: 3 packets", "sink udp:9002: 3 packets", "sink udp:9003: 0 packets")
+	router.signal(t, syscall.SIGTERM)
+	if code := router.wait(t, 5*time.Second); code != 0 {
+		t.Errorf("router exit %d", code)
+	}
+	rep := parseStats(t, "router", router.stdout.String())
+	if ct := rep.Stack.Conntrack; ct == nil || ct.Count != 2 || ct.Max != 2 || ct.Dropped != 3 {
+		t.Errorf("router conntrack %+v, want 2 of 2 entries and 3 dropped", ct)
+	}
+	wantContains(t, "router", router.stderr.String(), "conntrack table full, dropping new flows")
+}

@@ -73,6 +73,9 @@ func writeText(w io.Writer, rep *StatsReport) {
 		}
 		tw.Flush()
 	}
+	if ct := rep.Net.Conntrack; ct != nil {
+		fmt.Fprintf(w, "conntrack: %d of %d entries, %d new flows dropped (table full), %d inserted, %d expired\n", ct.Count, ct.Max, ct.Dropped, ct.Inserted, ct.Expired)
+	}
 	writeRules(w, rep.Rules)
 	if rep.Apps != nil {
 		b, _ := json.Marshal(rep.Apps)

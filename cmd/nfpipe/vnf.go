@@ -87,7 +87,7 @@ var baseContext = context.Background
 
 // vnfFlags are the settings of `nfpipe vnf KIND`; each can also come from
 // --config FILE or an NFPIPE_* environment variable.
-var listFlags = []string{"if", "ip", "route", "gw", "neigh", "capture", "run", "serve", "rules", "rule"}
+var listFlags = []string{"if", "ip", "route", "gw", "neigh", "capture", "run", "serve", "rules", "rule", "conntrack-timeout"}
 
 func newVNFCommand(reg *vnf.Registry) *cobra.Command {
 	list := false
@@ -146,6 +146,8 @@ func newKindCommand(reg *vnf.Registry, k *vnf.Kind) *cobra.Command {
 	f.StringArray("capture", nil, "write a pcap of interface NAME to PATH (file or FIFO): NAME=PATH (repeatable)")
 	f.StringArray("rules", nil, "iptables rules file (iptables-save format or one command per line), applied to this stack; re-read on SIGHUP (repeatable)")
 	f.StringArray("rule", nil, "one iptables rule, e.g. '-A FORWARD -p tcp --dport 23 -j DROP' (repeatable)")
+	f.Int("conntrack-max", netstack.DefaultConntrackMax, "most connections tracked at once once rules are installed; new flows beyond are dropped and counted")
+	f.StringArray("conntrack-timeout", nil, "idle timeout NAME=DURATION, names as Linux's nf_conntrack_*_timeout: tcp_syn_sent, tcp_established, tcp_fin_wait, tcp_close, udp, udp_stream, icmp (repeatable)")
 	f.String("stats", "", "print counters on exit: text or json")
 	f.Lookup("stats").NoOptDefVal = "text"
 	f.Bool("linger", false, "keep running after the input ends")
@@ -337,6 +339,15 @@ func buildConfig(cmd *cobra.Command, v *viper.Viper, k *vnf.Kind) (vnf.Config, e
 	}
 	cfg.Run, cfg.Serve = lists["run"], lists["serve"]
 	cfg.RuleFiles, cfg.Rules = lists["rules"], lists["rule"]
+	cfg.Stack.Conntrack.Max = v.GetInt("conntrack-max")
+	if cfg.Stack.Conntrack.Max <= 0 {
+		return cfg, fmt.Errorf("--conntrack-max %d: must be at least 1", cfg.Stack.Conntrack.Max)
+	}
+	for _, s := range lists["conntrack-timeout"] {
+		if err := cfg.Stack.Conntrack.Timeouts.Set(s); err != nil {
+			return cfg, fmt.Errorf("--conntrack-timeout: %w", err)
+		}
+	}
 	if cmd.Flags().Lookup("expect") != nil {
 		cfg.Expect = v.GetInt64("expect")
 	}
