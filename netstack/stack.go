@@ -396,10 +396,15 @@ func (s *Stack) Err() error {
 	return errors.Join(errs...)
 }
 
-// Drain waits up to timeout for every queued frame to be written out. It
+// Drain waits up to timeout for every queued frame to be written out,
+// including packets still waiting for their neighbour to be resolved (a
+// client that sends and ends at once must not lose what it sent). It
 // reports whether everything was written.
 func (s *Stack) Drain(timeout time.Duration) bool {
 	deadline := time.Now().Add(timeout)
+	for s.resolving() && time.Now().Before(deadline) {
+		time.Sleep(2 * time.Millisecond)
+	}
 	ok := true
 	for _, st := range s.nics {
 		if st.link != nil && !st.link.drain(deadline) {
@@ -407,6 +412,28 @@ func (s *Stack) Drain(timeout time.Duration) bool {
 		}
 	}
 	return ok
+}
+
+// resolving reports whether a neighbour resolution is outstanding; packets
+// for that neighbour wait in gVisor until it answers or times out.
+func (s *Stack) resolving() bool {
+	for _, st := range s.nics {
+		if !st.nicEP.resolve {
+			continue
+		}
+		for _, proto := range []tcpip.NetworkProtocolNumber{ipv4.ProtocolNumber, ipv6.ProtocolNumber} {
+			entries, err := s.s.Neighbors(st.id, proto)
+			if err != nil {
+				continue
+			}
+			for _, e := range entries {
+				if e.State == stack.Incomplete {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
 
 // UsesStdout reports whether an interface sends frames on standard output,
