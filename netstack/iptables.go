@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -47,9 +48,9 @@ type ChainCounters struct {
 // Supported now: tables filter and nat; matches -p, -s, -d, -i, -o, tcp/udp
 // ports and flags, multiport, icmp/icmpv6 types, conntrack/state, comment,
 // iprange, length, limit, statistic, mac, mark; targets ACCEPT, DROP,
-// RETURN, user chains (-j), REJECT, LOG, MARK, SNAT/DNAT to one address
-// and port, MASQUERADE, REDIRECT to one port. Anything else is an error
-// naming the rule.
+// RETURN, user chains (-j), REJECT, LOG, MARK, SNAT/DNAT/MASQUERADE/
+// REDIRECT with address and port ranges (see natTarget). Anything else is
+// an error naming the rule.
 func (s *Stack) ApplyRules(rs *rules.Ruleset) ([]*ChainCounters, error) {
 	if err := rs.Validate(); err != nil {
 		return nil, err
@@ -100,7 +101,17 @@ type tableBuilder struct {
 	errs  rules.ErrorList
 }
 
-var tableIDs = map[string]stack.TableID{"filter": stack.FilterID, "nat": stack.NATID}
+var tableIDs = map[string]stack.TableID{"filter": stack.FilterID, "nat": stack.NATID, "mangle": stack.MangleID, "raw": stack.RawID}
+
+// evaluatedHooks are the hooks at which gVisor walks each table. Linux's
+// mangle table has all five; gVisor's is not consulted at INPUT and FORWARD,
+// so rules there are refused rather than silently ignored.
+var evaluatedHooks = map[string][]rules.Hook{
+	"filter": {rules.Input, rules.Forward, rules.Output},
+	"nat":    {rules.Prerouting, rules.Input, rules.Output, rules.Postrouting},
+	"mangle": {rules.Prerouting, rules.Output, rules.Postrouting},
+	"raw":    {rules.Prerouting, rules.Output},
+}
 
 var gvisorHooks = map[rules.Hook]stack.Hook{
 	rules.Prerouting: stack.Prerouting, rules.Input: stack.Input, rules.Forward: stack.Forward,
@@ -124,7 +135,11 @@ func (b *tableBuilder) emptyFilter() stack.IPHeaderFilter {
 func (b *tableBuilder) build() (stack.Table, []*ChainCounters, rules.ErrorList) {
 	id, ok := tableIDs[b.t.Name]
 	if !ok {
-		return stack.Table{}, nil, rules.ErrorList{{Pos: b.t.Pos, Token: b.t.Name, Msg: fmt.Sprintf("table %s is not supported by nfpipe's stack yet (filter and nat are)", b.t.Name)}}
+		return stack.Table{}, nil, rules.ErrorList{{Pos: b.t.Pos, Token: b.t.Name, Msg: fmt.Sprintf("table %s is not supported by nfpipe's stack (filter, nat, mangle and raw are)", b.t.Name)}}
+	}
+	evaluated := map[rules.Hook]bool{}
+	for _, h := range evaluatedHooks[b.t.Name] {
+		evaluated[h] = true
 	}
 	b.id = id
 	var tbl stack.Table
@@ -140,7 +155,21 @@ func (b *tableBuilder) build() (stack.Table, []*ChainCounters, rules.ErrorList) 
 	}
 	var jumps []pendingJump
 	var counters []*ChainCounters
-	order := append(builtins(b.t), users(b.t)...)
+	var order []*rules.Chain
+	for _, c := range builtins(b.t) {
+		if evaluated[c.Hook] {
+			order = append(order, c)
+			continue
+		}
+		if len(c.Rules) > 0 || c.Policy == rules.Drop {
+			pos, tok := b.t.Pos, c.Name
+			if len(c.Rules) > 0 {
+				pos = c.Rules[0].Pos
+			}
+			b.errs = append(b.errs, &rules.Error{Pos: pos, Token: tok, Msg: fmt.Sprintf("the %s table's %s chain is not supported by nfpipe's stack (gVisor consults %s only at %s); use the filter table", b.t.Name, c.Name, b.t.Name, hookNames(evaluatedHooks[b.t.Name]))})
+		}
+	}
+	order = append(order, users(b.t)...)
 	for _, c := range order {
 		cc := &ChainCounters{Family: b.fam, Table: b.t.Name, Chain: c}
 		counters = append(counters, cc)
@@ -169,6 +198,14 @@ func (b *tableBuilder) build() (stack.Table, []*ChainCounters, rules.ErrorList) 
 			b.rules = append(b.rules, stack.Rule{Filter: b.emptyFilter(), Target: &stack.ReturnTarget{NetworkProtocol: b.netProto()}})
 		}
 	}
+	// A hook gVisor consults must lead somewhere, even if the rule set left
+	// its chain out.
+	for _, h := range evaluatedHooks[b.t.Name] {
+		if gh := gvisorHooks[h]; tbl.BuiltinChains[gh] == stack.HookUnset {
+			tbl.BuiltinChains[gh], tbl.Underflows[gh] = len(b.rules), len(b.rules)
+			b.rules = append(b.rules, stack.Rule{Filter: b.emptyFilter(), Target: &stack.AcceptTarget{NetworkProtocol: b.netProto()}})
+		}
+	}
 	b.rules = append(b.rules, stack.Rule{Filter: b.emptyFilter(), Target: &stack.ErrorTarget{NetworkProtocol: b.netProto()}})
 	for _, j := range jumps {
 		ct := b.rules[j.rule].Target.(*countingTarget)
@@ -179,6 +216,14 @@ func (b *tableBuilder) build() (stack.Table, []*ChainCounters, rules.ErrorList) 
 	}
 	tbl.Rules = b.rules
 	return tbl, counters, nil
+}
+
+func hookNames(hs []rules.Hook) string {
+	var out []string
+	for _, h := range hs {
+		out = append(out, strings.ToUpper(h.String()))
+	}
+	return strings.Join(out, ", ")
 }
 
 func builtins(t *rules.Table) []*rules.Chain {
@@ -339,38 +384,8 @@ func (b *tableBuilder) reject(r *rules.Rule, t *rules.Reject) stack.Target {
 	return &stack.RejectIPv4Target{Handler: h, RejectWith: with}
 }
 
-func (b *tableBuilder) nat(r *rules.Rule, t *rules.NAT) stack.Target {
-	np := b.netProto()
-	rg := t.Range
-	var port uint16
-	if rg.Ports != nil {
-		if rg.Ports.Min != rg.Ports.Max {
-			b.fail(r, "--to-ports", "port ranges are not supported by nfpipe's stack yet: give one port")
-		}
-		port = rg.Ports.Min
-	}
-	if rg.MinAddr.IsValid() && rg.MaxAddr != rg.MinAddr {
-		b.fail(r, rg.MinAddr.String(), "address ranges are not supported by nfpipe's stack yet: give one address")
-	}
-	switch t.Kind {
-	case rules.SNAT:
-		return &stack.SNATTarget{Addr: tcpipAddr(rg.MinAddr), Port: port, NetworkProtocol: np, ChangeAddress: true, ChangePort: port != 0}
-	case rules.DNAT:
-		addr := tcpip.Address{}
-		if rg.MinAddr.IsValid() {
-			addr = tcpipAddr(rg.MinAddr)
-		}
-		return &stack.DNATTarget{Addr: addr, Port: port, NetworkProtocol: np, ChangeAddress: rg.MinAddr.IsValid(), ChangePort: port != 0}
-	case rules.Masquerade:
-		if rg.Ports != nil {
-			b.fail(r, "--to-ports", "MASQUERADE --to-ports is not supported by nfpipe's stack yet")
-		}
-		return &stack.MasqueradeTarget{NetworkProtocol: np}
-	case rules.Redirect:
-		return &stack.RedirectTarget{Port: port, NetworkProtocol: np}
-	}
-	b.fail(r, t.Name(), "target %s is not supported", t.Name())
-	return &stack.DropTarget{NetworkProtocol: np}
+func (b *tableBuilder) nat(_ *rules.Rule, t *rules.NAT) stack.Target {
+	return &natTarget{kind: t.Kind, min: t.Range.MinAddr, max: t.Range.MaxAddr, ports: t.Range.Ports}
 }
 
 // countingTarget counts the packets that reach a rule's target.
@@ -531,21 +546,56 @@ func (m *icmpMatcher) Match(_ stack.Hook, pkt *stack.PacketBuffer, _, _ string) 
 type stateMatcher struct{ m rules.State }
 
 func (m *stateMatcher) Match(_ stack.Hook, pkt *stack.PacketBuffer, _, _ string) (bool, bool) {
-	var st rules.States
+	return (m.m.States&ctState(pkt) != 0) != m.m.Invert, false
+}
+
+// ctState is the packet's connection-tracking state as Linux names it.
+// gVisor knows NEW, ESTABLISHED and INVALID; an ICMP error that gVisor
+// matched to a connection is RELATED, a reply is ESTABLISHED (gVisor says
+// NEW until the TCP handshake completes), and packets gVisor cannot track
+// are INVALID, except NDP/MLD (UNTRACKED, as in Linux) and protocols
+// without a tracker (NEW, like Linux's generic tracker).
+func ctState(pkt *stack.PacketBuffer) rules.States {
 	var info stack.ConnTrackInfo
 	if !pkt.FillConnTrackInfo(stack.ConnTrackInfoOpts{FillState: true}, &info) {
-		st = rules.StateUntracked
-	} else {
-		switch info.State {
-		case stack.ConnTrackStateNew:
-			st = rules.StateNew
-		case stack.ConnTrackStateEstablished:
-			st = rules.StateEstablished
-		default:
-			st = rules.StateInvalid
+		switch proto := transportProto(pkt); proto {
+		case uint8(header.TCPProtocolNumber), uint8(header.UDPProtocolNumber), uint8(header.ICMPv4ProtocolNumber):
+			return rules.StateInvalid
+		case uint8(header.ICMPv6ProtocolNumber):
+			if th := pkt.TransportHeader().Slice(); len(th) > 0 && (th[0] >= 130 && th[0] <= 137 || th[0] == 143) {
+				return rules.StateUntracked
+			}
+			return rules.StateInvalid
 		}
+		return rules.StateNew
 	}
-	return (m.m.States&st != 0) != m.m.Invert, false
+	switch {
+	case isICMPError(pkt):
+		return rules.StateRelated
+	case info.State == stack.ConnTrackStateInvalid:
+		return rules.StateInvalid
+	case pkt.IsReplyPacket():
+		return rules.StateEstablished
+	case info.State == stack.ConnTrackStateNew:
+		return rules.StateNew
+	}
+	return rules.StateEstablished
+}
+
+// isICMPError reports whether pkt is an ICMP or ICMPv6 error message.
+func isICMPError(pkt *stack.PacketBuffer) bool {
+	th := pkt.TransportHeader().Slice()
+	if len(th) == 0 {
+		return false
+	}
+	switch transportProto(pkt) {
+	case uint8(header.ICMPv4ProtocolNumber):
+		t := header.ICMPv4Type(th[0])
+		return t == header.ICMPv4DstUnreachable || t == header.ICMPv4TimeExceeded || t == header.ICMPv4ParamProblem || t == header.ICMPv4SrcQuench || t == header.ICMPv4Redirect
+	case uint8(header.ICMPv6ProtocolNumber):
+		return th[0] < 128 // ICMPv6 errors are types 0-127
+	}
+	return false
 }
 
 type iprangeMatcher struct{ m rules.IPRange }
