@@ -27,6 +27,9 @@ func loadRules(cfg *Config) (*rules.Ruleset, error) {
 			errs = append(errs, &rules.Error{Pos: rules.Pos{Source: "rules"}, Msg: err.Error()})
 		}
 	}
+	if len(cfg.PresetRules) > 0 {
+		add(rs.AddCommands(cfg.Kind+" preset", cfg.PresetRules, rules.ParseOptions{Family: rules.IPv4}))
+	}
 	for _, path := range cfg.RuleFiles {
 		b, err := os.ReadFile(path)
 		if err != nil {
@@ -50,7 +53,7 @@ func loadRules(cfg *Config) (*rules.Ruleset, error) {
 
 // apply loads and installs cfg's rules; on error the rules in force stay.
 func (st *ruleState) apply(cfg *Config, stk *netstack.Stack) error {
-	if len(cfg.RuleFiles) == 0 && len(cfg.Rules) == 0 {
+	if len(cfg.RuleFiles) == 0 && len(cfg.Rules) == 0 && len(cfg.PresetRules) == 0 {
 		return nil
 	}
 	rs, err := loadRules(cfg)

@@ -39,6 +39,29 @@ type Config struct {
 	// command per line); Rules are rules given one by one (--rule). Both
 	// are applied to the function's own stack, and re-read on SIGHUP.
 	RuleFiles, Rules []string
+	// Params holds the values of the kind's own flags (Kind.Params), by
+	// flag name.
+	Params map[string][]string
+	// PresetRules are rules a kind installs by itself (nat, firewall), as
+	// iptables commands, before RuleFiles and Rules. Kind.New sets them.
+	PresetRules []string
+}
+
+// Param is a flag of one kind only (nat --outside, firewall --allow).
+type Param struct {
+	Name  string
+	Usage string
+	// Repeatable params may be given several times; Bool ones are
+	// switches (their value is "true" when given).
+	Repeatable, Bool bool
+}
+
+// Param returns the last value of a kind flag, or "".
+func (c *Config) Param(name string) string {
+	if v := c.Params[name]; len(v) > 0 {
+		return v[len(v)-1]
+	}
+	return ""
 }
 
 // Function is a running network function of some kind.
@@ -81,6 +104,8 @@ type Kind struct {
 	Doc string
 	// Forwarding makes the kind's stack forward packets between its NICs.
 	Forwarding bool
+	// Params are the kind's own flags.
+	Params []Param
 	// New validates cfg for this kind and returns the function.
 	New func(cfg *Config) (Function, error)
 }

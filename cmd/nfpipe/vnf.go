@@ -155,6 +155,16 @@ func newKindCommand(reg *vnf.Registry, k *vnf.Kind) *cobra.Command {
 	f.Duration("connect-timeout", netstack.DefaultConnectTimeout, "how long unix: interfaces wait for their listener")
 	f.String("config", "", "read settings from this YAML/JSON/TOML file (flags win)")
 	f.String("log-level", "info", "debug, info, warn or error")
+	for _, p := range k.Params {
+		switch {
+		case p.Bool:
+			f.Bool(p.Name, false, p.Usage)
+		case p.Repeatable:
+			f.StringArray(p.Name, nil, p.Usage+" (repeatable)")
+		default:
+			f.String(p.Name, "", p.Usage)
+		}
+	}
 	if k.Name == "host" {
 		f.StringArray("run", nil, "run a client application, in order (repeatable); see below")
 		f.StringArray("serve", nil, "serve an application until the function stops (repeatable); see below")
@@ -339,6 +349,24 @@ func buildConfig(cmd *cobra.Command, v *viper.Viper, k *vnf.Kind) (vnf.Config, e
 	}
 	cfg.Run, cfg.Serve = lists["run"], lists["serve"]
 	cfg.RuleFiles, cfg.Rules = lists["rules"], lists["rule"]
+	for _, p := range k.Params {
+		if cfg.Params == nil {
+			cfg.Params = map[string][]string{}
+		}
+		if p.Bool {
+			if v.GetBool(p.Name) {
+				cfg.Params[p.Name] = []string{"true"}
+			}
+		} else if p.Repeatable {
+			l, err := stringList(cmd, v, p.Name)
+			if err != nil {
+				return cfg, err
+			}
+			cfg.Params[p.Name] = l
+		} else if s := v.GetString(p.Name); s != "" {
+			cfg.Params[p.Name] = []string{s}
+		}
+	}
 	cfg.Stack.Conntrack.Max = v.GetInt("conntrack-max")
 	if cfg.Stack.Conntrack.Max <= 0 {
 		return cfg, fmt.Errorf("--conntrack-max %d: must be at least 1", cfg.Stack.Conntrack.Max)

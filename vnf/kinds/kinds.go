@@ -5,13 +5,14 @@ package kinds
 import (
 	"github.com/nfpipe/nfpipe/vnf"
 	"github.com/nfpipe/nfpipe/vnf/host"
+	"github.com/nfpipe/nfpipe/vnf/preset"
 	"github.com/nfpipe/nfpipe/vnf/router"
 )
 
 // Registry returns a registry holding every kind nfpipe ships.
 func Registry() *vnf.Registry {
 	r := vnf.NewRegistry()
-	for _, k := range []vnf.Kind{router.Kind(), host.Kind()} {
+	for _, k := range []vnf.Kind{router.Kind(), host.Kind(), preset.NAT(), preset.Firewall()} {
 		if err := r.Register(k); err != nil {
 			panic(err) // a duplicate kind is a programming error caught by the tests
 		}
