@@ -231,12 +231,14 @@ func TestListKinds(t *testing.T) {
 	for _, re := range []string{
 		`(?m)^host\s+an endpoint running ping, echo, gen, sink, http and bulk`,
 		`(?m)^router\s+forwards IPv4/IPv6 between interfaces`,
+		`(?m)^nat\s+a router that masquerades`,
+		`(?m)^firewall\s+a stateful router`,
 	} {
 		if !regexp.MustCompile(re).MatchString(res.Stdout) {
 			t.Errorf("vnf --list: no line matching %s in:\n%s", re, res.Stdout)
 		}
 	}
-	if n := len(lines(res.Stdout)); n != 2 {
-		t.Errorf("vnf --list: %d lines, want one per kind (2):\n%s", n, res.Stdout)
+	if n := len(lines(res.Stdout)); n != 4 {
+		t.Errorf("vnf --list: %d lines, want one per kind (4):\n%s", n, res.Stdout)
 	}
 }
