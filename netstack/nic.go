@@ -1,6 +1,7 @@
 package netstack
 
 import (
+	"io"
 	"log/slog"
 	"os"
 	"sync"
@@ -40,7 +41,10 @@ type nicEndpoint struct {
 	// address belongs to this stack.
 	forwarding bool
 	isLocal    func(tcpip.Address) bool
-	capture    atomic.Pointer[captureWriter]
+	// captures are the pcap writers frames are mirrored to: the --capture
+	// file and live captures (Stack.Capture). Copy on write.
+	captures  atomic.Pointer[[]*captureWriter]
+	captureMu sync.Mutex
 	// ct admits or refuses new flows once rules are installed.
 	ct *conntrackGuard
 }
@@ -79,9 +83,7 @@ func (e *nicEndpoint) DeliverNetworkPacket(proto tcpip.NetworkProtocolNumber, pk
 		e.stats.RxOtherHost.Add(1)
 		return
 	}
-	if c := e.capture.Load(); c != nil {
-		c.write(pkt)
-	}
+	e.mirror(pkt)
 	if !e.ct.admit(proto, pkt) {
 		return // counted as conntrack dropped_full
 	}
@@ -133,9 +135,9 @@ func (e *nicEndpoint) expireTTL1(pkt *stack.PacketBuffer) {
 
 // WritePackets implements stack.LinkWriter.
 func (e *nicEndpoint) WritePackets(pkts stack.PacketBufferList) (int, tcpip.Error) {
-	if c := e.capture.Load(); c != nil {
+	if e.captures.Load() != nil {
 		for _, pkt := range pkts.AsSlice() {
-			c.write(pkt)
+			e.mirror(pkt)
 		}
 	}
 	if e.countFrames {
@@ -170,25 +172,92 @@ func (e *nicEndpoint) LinkAddress() tcpip.LinkAddress { return e.mac }
 // Close implements stack.LinkEndpoint.
 func (e *nicEndpoint) Close() {
 	e.Endpoint.Close()
-	if c := e.capture.Swap(nil); c != nil {
+	e.closeCaptures()
+}
+
+// mirror writes pkt to every capture; a capture whose writer failed (its
+// reader went away) is removed.
+func (e *nicEndpoint) mirror(pkt *stack.PacketBuffer) {
+	cs := e.captures.Load()
+	if cs == nil {
+		return
+	}
+	for _, c := range *cs {
+		if !c.write(pkt) {
+			e.removeCapture(c)
+		}
+	}
+}
+
+func (e *nicEndpoint) addCapture(c *captureWriter) {
+	e.captureMu.Lock()
+	defer e.captureMu.Unlock()
+	var cs []*captureWriter
+	if old := e.captures.Load(); old != nil {
+		cs = append(cs, *old...)
+	}
+	cs = append(cs, c)
+	e.captures.Store(&cs)
+}
+
+// removeCapture detaches c and closes it; removing twice is harmless.
+func (e *nicEndpoint) removeCapture(c *captureWriter) {
+	e.captureMu.Lock()
+	old := e.captures.Load()
+	var cs []*captureWriter
+	found := false
+	if old != nil {
+		for _, x := range *old {
+			if x == c {
+				found = true
+				continue
+			}
+			cs = append(cs, x)
+		}
+	}
+	if len(cs) == 0 {
+		e.captures.Store(nil)
+	} else {
+		e.captures.Store(&cs)
+	}
+	e.captureMu.Unlock()
+	if found {
 		c.close()
 	}
 }
 
-// captureWriter writes a pcap of an interface's frames to a file or FIFO.
+func (e *nicEndpoint) closeCaptures() {
+	e.captureMu.Lock()
+	old := e.captures.Swap(nil)
+	e.captureMu.Unlock()
+	if old != nil {
+		for _, c := range *old {
+			c.close()
+		}
+	}
+}
+
+// captureWriter writes a pcap of an interface's frames to a file, a FIFO or
+// a live reader.
 type captureWriter struct {
 	mu     sync.Mutex
-	f      *os.File
+	name   string
+	out    io.WriteCloser
 	w      frame.Writer
-	eager  bool // flush every frame: a FIFO or pipe someone reads live
+	eager  bool // flush every frame: a FIFO, pipe or socket someone reads live
 	buf    []byte
 	failed bool
 	log    *slog.Logger
 	stop   chan struct{}
+	closed chan struct{}
 }
 
 func newCaptureWriter(f *os.File, log *slog.Logger) *captureWriter {
-	c := &captureWriter{f: f, w: frame.NewWriter(frame.PCAP, f), eager: !isRegular(f), log: log, stop: make(chan struct{})}
+	return newCaptureTo(f.Name(), f, !isRegular(f), log)
+}
+
+func newCaptureTo(name string, out io.WriteCloser, eager bool, log *slog.Logger) *captureWriter {
+	c := &captureWriter{name: name, out: out, w: frame.NewWriter(frame.PCAP, out), eager: eager, log: log, stop: make(chan struct{}), closed: make(chan struct{})}
 	c.w.Flush()
 	if !c.eager {
 		go c.flushEvery(lazyFlushDelay)
@@ -196,11 +265,12 @@ func newCaptureWriter(f *os.File, log *slog.Logger) *captureWriter {
 	return c
 }
 
-func (c *captureWriter) write(pkt *stack.PacketBuffer) {
+// write mirrors one frame; it reports false once the capture has failed.
+func (c *captureWriter) write(pkt *stack.PacketBuffer) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.failed {
-		return
+		return false
 	}
 	c.buf = c.buf[:0]
 	for _, s := range pkt.AsSlices() {
@@ -212,8 +282,10 @@ func (c *captureWriter) write(pkt *stack.PacketBuffer) {
 	}
 	if err != nil {
 		c.failed = true
-		c.log.Warn("capture stopped", "file", c.f.Name(), "err", err)
+		c.log.Info("capture stopped", "to", c.name, "err", err)
+		return false
 	}
+	return true
 }
 
 func (c *captureWriter) flushEvery(d time.Duration) {
@@ -236,12 +308,18 @@ func (c *captureWriter) flushEvery(d time.Duration) {
 func (c *captureWriter) close() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	select {
+	case <-c.closed:
+		return
+	default:
+	}
 	if !c.failed {
 		c.w.Flush()
 	}
 	c.failed = true
 	close(c.stop)
-	c.f.Close()
+	c.out.Close()
+	close(c.closed)
 }
 
 func isRegular(f *os.File) bool {

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/netip"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -218,7 +220,7 @@ func (s *Stack) startCapture(st *nicState) {
 				s.log.Warn("capture not started", "if", st.cfg.Name, "err", err)
 				return
 			}
-			st.nicEP.capture.Store(newCaptureWriter(f, s.log))
+			st.nicEP.addCapture(newCaptureWriter(f, s.log))
 		}()
 		return
 	}
@@ -227,7 +229,25 @@ func (s *Stack) startCapture(st *nicState) {
 		s.log.Warn("capture not started", "if", st.cfg.Name, "err", err)
 		return
 	}
-	st.nicEP.capture.Store(newCaptureWriter(f, s.log))
+	st.nicEP.addCapture(newCaptureWriter(f, s.log))
+}
+
+// Capture mirrors the frames interface ifName sends and receives, as a pcap
+// stream, to w until w fails (its reader went away), stop is called, or the
+// stack closes. Each frame is flushed as it comes, for live readers
+// (tcpdump -r -). done is closed when the capture has ended and w is closed.
+func (s *Stack) Capture(ifName string, w io.WriteCloser) (stop func(), done <-chan struct{}, err error) {
+	st := s.nicByName(ifName)
+	if st == nil {
+		var names []string
+		for _, n := range s.nics {
+			names = append(names, n.cfg.Name)
+		}
+		return nil, nil, fmt.Errorf("no interface %q (have: %s)", ifName, strings.Join(names, ", "))
+	}
+	c := newCaptureTo("live capture", w, true, s.log)
+	st.nicEP.addCapture(c)
+	return func() { st.nicEP.removeCapture(c) }, c.closed, nil
 }
 
 func (s *Stack) addRoutes() error {
@@ -462,9 +482,7 @@ func (s *Stack) closeLinks() {
 			st.link.Close()
 		}
 		if st.nicEP != nil {
-			if c := st.nicEP.capture.Swap(nil); c != nil {
-				c.close()
-			}
+			st.nicEP.closeCaptures()
 		}
 		if t, ok := st.keep.(*tapDevice); ok && t != nil {
 			t.Close()

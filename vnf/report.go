@@ -22,11 +22,16 @@ type StatsReport struct {
 	Rules []RuleStats `json:"rules,omitempty"`
 }
 
-func writeStats(w io.Writer, format string, cfg *Config, stk *netstack.Stack, fn Function, rst *ruleState) {
+func statsReport(cfg *Config, stk *netstack.Stack, fn Function, rst *ruleState) StatsReport {
 	rep := StatsReport{Name: cfg.Stack.Name, Kind: cfg.Kind, Net: stk.Stats(), Rules: rst.snapshot()}
 	if r, ok := fn.(Reporter); ok {
 		rep.Apps = r.Report()
 	}
+	return rep
+}
+
+func writeStats(w io.Writer, format string, cfg *Config, stk *netstack.Stack, fn Function, rst *ruleState) {
+	rep := statsReport(cfg, stk, fn, rst)
 	if format == "json" {
 		b, _ := json.MarshalIndent(rep, "", "  ")
 		fmt.Fprintf(w, "%s\n", b)

@@ -12,6 +12,7 @@ import (
 // ruleState holds the rules installed in a function's stack and their
 // counters, and reloads them.
 type ruleState struct {
+	applyMu  sync.Mutex // one reload at a time (SIGHUP, control socket)
 	mu       sync.Mutex
 	counters []*netstack.ChainCounters
 }
@@ -56,6 +57,8 @@ func (st *ruleState) apply(cfg *Config, stk *netstack.Stack) error {
 	if len(cfg.RuleFiles) == 0 && len(cfg.Rules) == 0 && len(cfg.PresetRules) == 0 {
 		return nil
 	}
+	st.applyMu.Lock()
+	defer st.applyMu.Unlock()
 	rs, err := loadRules(cfg)
 	if err != nil {
 		return err

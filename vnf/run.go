@@ -145,6 +145,16 @@ func (r *Runner) Run(ctx context.Context, cfg Config) int {
 	stk.Start()
 	result := make(chan error, 1)
 	go func() { result <- fn.Run(runCtx, env) }()
+	ctl, err := startControl(&cfg, stk, fn, rst, stop, log)
+	if err != nil {
+		log.Error(err.Error())
+		stop()
+		<-result
+		return ExitFailed
+	}
+	if ctl != nil {
+		defer ctl.close()
+	}
 
 	var inputEnded <-chan struct{}
 	if !cfg.Linger {

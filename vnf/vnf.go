@@ -42,6 +42,10 @@ type Config struct {
 	// Params holds the values of the kind's own flags (Kind.Params), by
 	// flag name.
 	Params map[string][]string
+	// Control, when set, is the path of a unix socket on which the running
+	// function answers status, stats, reload, stop and capture requests
+	// (see control.go).
+	Control string
 	// PresetRules are rules a kind installs by itself (nat, firewall), as
 	// iptables commands, before RuleFiles and Rules. Kind.New sets them.
 	PresetRules []string

@@ -153,6 +153,7 @@ func newKindCommand(reg *vnf.Registry, k *vnf.Kind) *cobra.Command {
 	f.Bool("linger", false, "keep running after the input ends")
 	f.Duration("timeout", 0, "stop after this long (e.g. 30s); 0 = never")
 	f.Duration("connect-timeout", netstack.DefaultConnectTimeout, "how long unix: interfaces wait for their listener")
+	f.String("control", "", "serve status, stats, reload, stop and live capture on this unix socket while running")
 	f.String("config", "", "read settings from this YAML/JSON/TOML file (flags win)")
 	f.String("log-level", "info", "debug, info, warn or error")
 	for _, p := range k.Params {
@@ -380,6 +381,7 @@ func buildConfig(cmd *cobra.Command, v *viper.Viper, k *vnf.Kind) (vnf.Config, e
 		cfg.Expect = v.GetInt64("expect")
 	}
 	cfg.Linger = v.GetBool("linger")
+	cfg.Control = v.GetString("control")
 	cfg.Timeout = v.GetDuration("timeout")
 	switch st := v.GetString("stats"); st {
 	case "", "text", "json":
