@@ -54,7 +54,7 @@ Start with 'nfpipe demo', then 'nfpipe vnf --help'.`,
 		Version:       version,
 	}
 	reg := kinds.Registry()
-	root.AddCommand(newVNFCommand(reg), newDemoCommand())
+	root.AddCommand(newVNFCommand(reg), newChainCommand(reg), newDemoCommand())
 	return root
 }
 
