@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -111,7 +112,12 @@ func TestChainPlanRuns(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs chains of processes")
 	}
-	for _, spec := range []string{"quickstart.yaml", "nat-firewall.yaml"} {
+	for spec, want := range map[string]string{
+		"quickstart.yaml":   "0% packet loss",
+		"nat-firewall.yaml": "0% packet loss",
+		"loadbalancer.yaml": "200 OK",
+		"mirror.yaml":       "0% packet loss",
+	} {
 		t.Run(spec, func(t *testing.T) {
 			opts := chainOptions(kinds.Registry())
 			opts.RuntimeRoot = t.TempDir()
@@ -123,12 +129,34 @@ func TestChainPlanRuns(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			runPlan(t, p)
+			var capture string
+			for _, m := range p.Mirrors {
+				if m.Kind == chain.MirrorCapture {
+					capture = m.Capture
+					os.Remove(capture)
+				}
+			}
+			outputs := runPlan(t, p, want)
+			// The mirrors got copies: a capture file with frames after
+			// its 24-byte header, and frames on the monitor's interface.
+			if capture != "" {
+				if fi, err := os.Stat(capture); err != nil || fi.Size() <= 24 {
+					t.Errorf("mirror capture %s: no frames (%v)", capture, err)
+				}
+			}
+			if mon, ok := outputs["mon"]; ok {
+				if m := regexp.MustCompile(`(?m)^in\s+(\d+)`).FindStringSubmatch(mon); m == nil || m[1] == "0" {
+					t.Errorf("the monitor received nothing:\n%s", mon)
+				}
+			}
 		})
 	}
 }
 
-func runPlan(t *testing.T, p *chain.Plan) {
+// runPlan runs p's functions, expects each client to print want, and
+// returns what each function printed.
+func runPlan(t *testing.T, p *chain.Plan, want string) map[string]string {
+	outputs := map[string]string{}
 	for _, d := range []string{p.Runtime.Functions, p.Runtime.Logs, filepath.Join(p.Runtime.Dir, "links"), filepath.Join(p.Runtime.Dir, "mirrors")} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			t.Fatal(err)
@@ -202,7 +230,7 @@ func runPlan(t *testing.T, p *chain.Plan) {
 			servers = append(servers, start(fn))
 		}
 	}
-	defer func() {
+	stop := func() {
 		for _, s := range servers {
 			s.cmd.Process.Signal(syscall.SIGTERM)
 		}
@@ -210,8 +238,9 @@ func runPlan(t *testing.T, p *chain.Plan) {
 			if err := s.cmd.Wait(); err != nil {
 				t.Errorf("%s: %v\n%s", s.fn.Name, err, s.out)
 			}
+			outputs[s.fn.Name] = s.out.String()
 		}
-	}()
+	}
 	// A function is ready when its control socket appears.
 	deadline := time.Now().Add(15 * time.Second)
 	for _, s := range servers {
@@ -220,6 +249,7 @@ func runPlan(t *testing.T, p *chain.Plan) {
 				break
 			}
 			if time.Now().After(deadline) {
+				stop()
 				t.Fatalf("%s did not become ready:\n%s", s.fn.Name, s.out)
 			}
 			time.Sleep(20 * time.Millisecond)
@@ -233,8 +263,11 @@ func runPlan(t *testing.T, p *chain.Plan) {
 	for _, c := range clients {
 		if err := c.cmd.Wait(); err != nil {
 			t.Errorf("client %s: %v\n%s", c.fn.Name, err, c.out)
-		} else if !strings.Contains(c.out.String(), "0% packet loss") {
-			t.Errorf("client %s reported no ping:\n%s", c.fn.Name, c.out)
+		} else if !strings.Contains(c.out.String(), want) {
+			t.Errorf("client %s did not print %q:\n%s", c.fn.Name, want, c.out)
 		}
+		outputs[c.fn.Name] = c.out.String()
 	}
+	stop()
+	return outputs
 }
