@@ -64,6 +64,7 @@ func (s *Stack) ApplyRules(rs *rules.Ruleset) ([]*ChainCounters, error) {
 	var counters []*ChainCounters
 	var errs rules.ErrorList
 	for _, fam := range []rules.Family{rules.IPv4, rules.IPv6} {
+		hasNAT := false
 		for _, t := range rs.Tables(fam) {
 			b := &tableBuilder{s: s, fam: fam, t: t}
 			tbl, cc, err := b.build()
@@ -73,6 +74,16 @@ func (s *Stack) ApplyRules(rs *rules.Ruleset) ([]*ChainCounters, error) {
 			}
 			tables = append(tables, built{b.id, tbl, fam == rules.IPv6})
 			counters = append(counters, cc...)
+			hasNAT = hasNAT || t.Name == "nat"
+		}
+		if !hasNAT && len(rs.Tables(rules.IPv4))+len(rs.Tables(rules.IPv6)) > 0 {
+			// Rules switch gVisor's NAT on for every flow; an empty nat
+			// table of nfpipe's own carries the port-0 fix (see
+			// port0NoopTarget). Its counters are not shown.
+			b := &tableBuilder{s: s, fam: fam, t: emptyNAT(fam)}
+			if tbl, _, err := b.build(); err == nil {
+				tables = append(tables, built{b.id, tbl, fam == rules.IPv6})
+			}
 		}
 	}
 	if len(errs) > 0 {
@@ -187,6 +198,9 @@ func (b *tableBuilder) build() (stack.Table, []*ChainCounters, rules.ErrorList) 
 			b.rules = append(b.rules, sr)
 		}
 		if c.Builtin {
+			if b.t.Name == "nat" && (c.Hook == rules.Postrouting || c.Hook == rules.Input) {
+				b.rules = append(b.rules, stack.Rule{Filter: b.emptyFilter(), Matchers: []stack.Matcher{port0Matcher{}}, Target: port0NoopTarget{}})
+			}
 			cc.Policy = &RuleCounter{}
 			var v stack.Target = &stack.AcceptTarget{NetworkProtocol: b.netProto()}
 			if c.Policy == rules.Drop {
@@ -216,6 +230,13 @@ func (b *tableBuilder) build() (stack.Table, []*ChainCounters, rules.ErrorList) 
 	}
 	tbl.Rules = b.rules
 	return tbl, counters, nil
+}
+
+// emptyNAT is a nat table with its built-in chains and no rules.
+func emptyNAT(fam rules.Family) *rules.Table {
+	rs := &rules.Ruleset{}
+	rs.AddFile("nfpipe", []byte("*nat\nCOMMIT\n"), rules.ParseOptions{Family: fam})
+	return rs.Table(fam, "nat")
 }
 
 func hookNames(hs []rules.Hook) string {
@@ -255,8 +276,12 @@ func (b *tableBuilder) rule(r *rules.Rule, cnt *RuleCounter, idx int) (stack.Rul
 	f := b.emptyFilter()
 	var ms []stack.Matcher
 	if r.Proto.Num != 0 {
-		if r.Proto.Invert {
-			ms = append(ms, &protoMatcher{num: r.Proto.Num, invert: true})
+		// gVisor parses IPv6 next headers 253 and 254 (RFC 3692
+		// experiments) as extension headers and never sees them as the
+		// protocol; Linux does, so match the fixed header's next header.
+		experimental := b.fam == rules.IPv6 && r.Proto.Num >= 253
+		if r.Proto.Invert || experimental {
+			ms = append(ms, &protoMatcher{num: r.Proto.Num, invert: r.Proto.Invert})
 		} else {
 			f.Protocol, f.CheckProtocol = tcpip.TransportProtocolNumber(r.Proto.Num), true
 		}
@@ -346,7 +371,7 @@ func (b *tableBuilder) target(r *rules.Rule, idx int) (stack.Target, string) {
 		}
 		return &jumpTarget{}, t.Chain
 	case *rules.Reject:
-		return b.reject(r, t), ""
+		return &undoDNATTarget{inner: b.reject(r, t)}, ""
 	case *rules.Log:
 		return &logTarget{prefix: t.Prefix, log: b.s.log, next: idx + 1}, ""
 	case *rules.SetMark:
@@ -386,6 +411,73 @@ func (b *tableBuilder) reject(r *rules.Rule, t *rules.Reject) stack.Target {
 
 func (b *tableBuilder) nat(_ *rules.Rule, t *rules.NAT) stack.Target {
 	return &natTarget{kind: t.Kind, min: t.Range.MinAddr, max: t.Range.MaxAddr, ports: t.Range.Ports}
+}
+
+// undoDNATTarget restores a packet's original destination before the
+// REJECT target answers it, so that the TCP reset or ICMP error comes from
+// the address and port the client sent to, as Linux's conntrack makes it
+// (gVisor answers from the DNAT destination, which the client cannot match
+// to its connection). The packet is dropped after REJECT anyway.
+type undoDNATTarget struct{ inner stack.Target }
+
+func (t *undoDNATTarget) Action(pkt *stack.PacketBuffer, h stack.Hook, r *stack.Route, ep stack.AddressableEndpoint) (stack.RuleVerdict, int) {
+	undoDNAT(pkt)
+	return t.inner.Action(pkt, h, r, ep)
+}
+
+func undoDNAT(pkt *stack.PacketBuffer) {
+	var info stack.ConnTrackInfo
+	if pkt.IsReplyPacket() || !pkt.FillConnTrackInfo(stack.ConnTrackInfoOpts{}, &info) {
+		return
+	}
+	nh, th := pkt.NetworkHeader().Slice(), pkt.TransportHeader().Slice()
+	var cur tcpip.Address
+	switch pkt.NetworkProtocolNumber {
+	case header.IPv4ProtocolNumber:
+		if len(nh) < header.IPv4MinimumSize {
+			return
+		}
+		cur = header.IPv4(nh).DestinationAddress()
+		if cur != info.DstAddr {
+			header.IPv4(nh).SetDestinationAddressWithChecksumUpdate(info.DstAddr)
+		}
+	case header.IPv6ProtocolNumber:
+		if len(nh) < header.IPv6MinimumSize {
+			return
+		}
+		cur = header.IPv6(nh).DestinationAddress()
+		if cur != info.DstAddr {
+			header.IPv6(nh).SetDestinationAddress(info.DstAddr)
+		}
+	default:
+		return
+	}
+	switch pkt.TransportProtocolNumber {
+	case header.TCPProtocolNumber:
+		if len(th) >= header.TCPMinimumSize {
+			tcp := header.TCP(th)
+			if cur != info.DstAddr {
+				tcp.UpdateChecksumPseudoHeaderAddress(cur, info.DstAddr, true)
+			}
+			if tcp.DestinationPort() != info.DstPort {
+				tcp.SetDestinationPortWithChecksumUpdate(info.DstPort)
+			}
+		}
+	case header.UDPProtocolNumber:
+		if len(th) >= header.UDPMinimumSize {
+			udp := header.UDP(th)
+			if cur != info.DstAddr && udp.Checksum() != 0 {
+				udp.UpdateChecksumPseudoHeaderAddress(cur, info.DstAddr, true)
+			}
+			switch {
+			case udp.DestinationPort() == info.DstPort:
+			case udp.Checksum() == 0: // IPv4 without a checksum
+				udp.SetDestinationPort(info.DstPort)
+			default:
+				udp.SetDestinationPortWithChecksumUpdate(info.DstPort)
+			}
+		}
+	}
 }
 
 // countingTarget counts the packets that reach a rule's target.
@@ -577,9 +669,37 @@ func ctState(pkt *stack.PacketBuffer) rules.States {
 	case pkt.IsReplyPacket():
 		return rules.StateEstablished
 	case info.State == stack.ConnTrackStateNew:
+		if !validNewTCP(pkt) {
+			return rules.StateInvalid
+		}
 		return rules.StateNew
 	}
 	return rules.StateEstablished
+}
+
+// validNewTCP reports whether a packet of a connection nothing has answered
+// yet may be one: Linux's TCP tracker starts a connection only with a SYN,
+// or (nf_conntrack_tcp_loose) a mid-stream ACK; a SYN-ACK, RST, FIN or
+// flagless segment without a connection is INVALID. gVisor tracks them all
+// as NEW.
+func validNewTCP(pkt *stack.PacketBuffer) bool {
+	if pkt.TransportProtocolNumber != header.TCPProtocolNumber {
+		return true
+	}
+	th := pkt.TransportHeader().Slice()
+	if len(th) < header.TCPMinimumSize {
+		return false
+	}
+	f := header.TCP(th).Flags()
+	switch {
+	case f.Contains(header.TCPFlagRst):
+		return false
+	case f.Contains(header.TCPFlagSyn):
+		return !f.Contains(header.TCPFlagAck)
+	case f.Contains(header.TCPFlagFin):
+		return false
+	}
+	return f.Contains(header.TCPFlagAck)
 }
 
 // isICMPError reports whether pkt is an ICMP or ICMPv6 error message.

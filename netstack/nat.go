@@ -53,7 +53,9 @@ func (t *natTarget) Action(pkt *stack.PacketBuffer, hook stack.Hook, r *stack.Ro
 		default:
 			changeAddr = false
 		}
-		var pr stack.PortOrIdentRange
+		// gVisor refuses an empty range before looking at the address, so
+		// "no port change" still passes a one-port range.
+		pr := stack.PortOrIdentRange{Start: sport, Size: 1}
 		switch {
 		case icmp:
 			pr = stack.PortOrIdentRange{Start: 0, Size: math.MaxUint16 + 1}
@@ -79,7 +81,7 @@ func (t *natTarget) Action(pkt *stack.PacketBuffer, hook stack.Hook, r *stack.Ro
 		default:
 			changeAddr = false
 		}
-		var pr stack.PortOrIdentRange
+		pr := stack.PortOrIdentRange{Start: dport, Size: 1}
 		changePort := t.ports != nil && hasPorts
 		if changePort {
 			// Linux keeps the port when it is in range; otherwise it
@@ -104,6 +106,10 @@ func portRange(p rules.PortRange) stack.PortOrIdentRange {
 // the rest stays at 1024 or above.
 func defaultSNATPorts(p uint16) stack.PortOrIdentRange {
 	switch {
+	case p == 0:
+		// Linux keeps port 0 when the tuple is unique; gVisor's range
+		// starts at 1 and would move it.
+		return stack.PortOrIdentRange{Start: 0, Size: 512}
 	case p < 512:
 		return stack.PortOrIdentRange{Start: 1, Size: 511}
 	case p < 1024:
@@ -232,4 +238,30 @@ func jhash2(k []uint32, initval uint32) uint32 {
 		c -= bits.RotateLeft32(b, 24)
 	}
 	return c
+}
+
+// port0NoopTarget gives a connection from source port 0 the null SNAT
+// binding Linux gives it (the port stays). Without it gVisor's own no-op
+// NAT at POSTROUTING and INPUT moves port 0 to a random port below 512,
+// since 0 is outside the 1-511 range it keeps low ports in. It is a hidden
+// last rule before the nat table's SNAT-side policies.
+type port0NoopTarget struct{}
+
+// Action implements stack.Target.
+func (port0NoopTarget) Action(pkt *stack.PacketBuffer, hook stack.Hook, r *stack.Route, _ stack.AddressableEndpoint) (stack.RuleVerdict, int) {
+	var info stack.ConnTrackInfo
+	if len(pkt.TransportHeader().Slice()) == 0 || !pkt.FillConnTrackInfo(stack.ConnTrackInfoOpts{}, &info) {
+		return stack.RuleAccept, 0
+	}
+	stack.IPTPerformNAT(pkt, hook, r, stack.PortOrIdentRange{Start: 0, Size: 512}, tcpip.Address{}, false, true, false)
+	return stack.RuleAccept, 0
+}
+
+// port0Matcher matches TCP and UDP packets from source port 0.
+type port0Matcher struct{}
+
+// Match implements stack.Matcher.
+func (port0Matcher) Match(_ stack.Hook, pkt *stack.PacketBuffer, _, _ string) (bool, bool) {
+	sport, _, ok := transportPorts(pkt)
+	return ok && sport == 0, false
 }
