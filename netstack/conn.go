@@ -36,12 +36,11 @@ func fullAddr(ap netip.AddrPort) (tcpip.FullAddress, tcpip.NetworkProtocolNumber
 	return fa, ipv6.ProtocolNumber
 }
 
-// DialTCP opens a TCP connection from this stack.
+// DialTCP opens a TCP connection from this stack (see DialTCPConn).
 func (s *Stack) DialTCP(ctx context.Context, addr netip.AddrPort) (net.Conn, error) {
-	fa, proto := fullAddr(addr)
-	c, err := gonet.DialContextTCP(ctx, s.s, fa, proto)
+	c, err := s.DialTCPConn(ctx, addr)
 	if err != nil {
-		return nil, fmt.Errorf("dial tcp %s: %w", addr, err)
+		return nil, err
 	}
 	return c, nil
 }
