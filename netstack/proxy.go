@@ -77,6 +77,17 @@ func errnoOf(err tcpip.Error) syscall.Errno {
 	return 0
 }
 
+// IsRefused reports whether err is a refusal: ECONNREFUSED from the kernel
+// or from DialTCPConn, or the stack's "connection was refused" on a UDP
+// socket that got ICMP port unreachable (gonet passes only the words on).
+func IsRefused(err error) bool {
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		return true
+	}
+	var oe *net.OpError
+	return errors.As(err, &oe) && oe.Err != nil && oe.Err.Error() == (&tcpip.ErrConnectionRefused{}).String()
+}
+
 // DialTCPConn opens a TCP connection from this stack. A failure unwraps to
 // an errno (ECONNREFUSED, EHOSTUNREACH, ENETUNREACH, ETIMEDOUT, ...) or to
 // ctx's error when ctx ended first.
