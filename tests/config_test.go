@@ -233,12 +233,13 @@ func TestListKinds(t *testing.T) {
 		`(?m)^router\s+forwards IPv4/IPv6 between interfaces`,
 		`(?m)^nat\s+a router that masquerades`,
 		`(?m)^firewall\s+a stateful router`,
+		`(?m)^gateway\s+relays host sockets to the chain and back without root`,
 	} {
 		if !regexp.MustCompile(re).MatchString(res.Stdout) {
 			t.Errorf("vnf --list: no line matching %s in:\n%s", re, res.Stdout)
 		}
 	}
-	if n := len(lines(res.Stdout)); n != 4 {
-		t.Errorf("vnf --list: %d lines, want one per kind (4):\n%s", n, res.Stdout)
+	if n := len(lines(res.Stdout)); n != 5 {
+		t.Errorf("vnf --list: %d lines, want one per kind (5):\n%s", n, res.Stdout)
 	}
 }

@@ -35,7 +35,7 @@ func TestRegistry(t *testing.T) {
 		t.Error("a kind without a constructor must be refused")
 	}
 	_, err := kinds.Registry().Lookup("ruoter")
-	if err == nil || err.Error() != `unknown kind "ruoter" (known kinds: firewall, host, nat, router)` {
+	if err == nil || err.Error() != `unknown kind "ruoter" (known kinds: firewall, gateway, host, nat, router)` {
 		t.Errorf("unknown kind: %v", err)
 	}
 }

@@ -92,7 +92,7 @@ func TestChainCLI(t *testing.T) {
 	}
 	bad := "name: t\nfunctions:\n  a: {kind: hots, interfaces: {eth0: 192.0.2.1/24}}\n  b: {kind: host, interfaces: {eth0: 192.0.2.1/24}, serve: [htp :80]}\nlinks: [[a, c]]\n"
 	code, out, errs = runCLI(t, bad, "chain", "check", rt, "-")
-	want := `<stdin>:3:13: functions.a.kind: unknown kind "hots" (known kinds: firewall, host, nat, router)
+	want := `<stdin>:3:13: functions.a.kind: unknown kind "hots" (known kinds: firewall, gateway, host, nat, router)
 <stdin>:4:32: functions.b.interfaces.eth0: interface is not linked: add it to links (or the pipeline), or remove it
 <stdin>:4:38: functions.b.interfaces.eth0: address 192.0.2.1 is already on a.eth0 (<stdin>:3:38)
 <stdin>:4:61: functions.b.serve[0]: unknown application "htp" in "htp :80": want one of bulk, echo, http, sink (did you mean "http"?)
