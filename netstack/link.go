@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"syscall"
 	"sync/atomic"
 	"time"
 
@@ -190,6 +191,12 @@ func (e *linkEndpoint) readLoop(r frame.Reader, pace bool) error {
 				continue
 			}
 			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			if errors.Is(err, syscall.ECONNRESET) {
+				// The peer went away with frames of ours unread (it
+				// stopped first): the end of this input, not bad input.
+				e.log.Info("peer reset the connection: input ended", "if", e.name)
 				return nil
 			}
 			return fmt.Errorf("interface %q: read: %w", e.name, err)
