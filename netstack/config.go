@@ -31,6 +31,9 @@ type Config struct {
 	ConnectTimeout time.Duration
 	// Conntrack bounds connection tracking once rules are installed.
 	Conntrack ConntrackConfig
+	// EndOn names the interfaces whose input ending ends the stack (Done);
+	// empty means every interface whose receive side can end.
+	EndOn []string
 }
 
 // DefaultConnectTimeout is how long a unix: interface waits for its listener.
@@ -162,6 +165,11 @@ func (c *Config) validate() error {
 	for _, nb := range c.Neighbors {
 		if nb.NIC != "" && !seen[nb.NIC] {
 			return fmt.Errorf("neighbour %s: no interface %q", nb.Addr, nb.NIC)
+		}
+	}
+	for _, name := range c.EndOn {
+		if !seen[name] {
+			return fmt.Errorf("end on %q: no such interface", name)
 		}
 	}
 	return nil

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -375,7 +376,7 @@ func (s *Stack) Start() {
 		for _, st := range s.nics {
 			if st.link != nil {
 				st.link.start()
-				if st.link.rxEnds {
+				if st.link.rxEnds && (len(s.cfg.EndOn) == 0 || slices.Contains(s.cfg.EndOn, st.cfg.Name)) {
 					ends = append(ends, st.link)
 				}
 			}

@@ -87,7 +87,7 @@ var baseContext = context.Background
 
 // vnfFlags are the settings of `nfpipe vnf KIND`; each can also come from
 // --config FILE or an NFPIPE_* environment variable.
-var listFlags = []string{"if", "ip", "route", "gw", "neigh", "capture", "run", "serve", "rules", "rule", "conntrack-timeout"}
+var listFlags = []string{"if", "ip", "route", "gw", "neigh", "capture", "run", "serve", "rules", "rule", "conntrack-timeout", "end-on"}
 
 func newVNFCommand(reg *vnf.Registry) *cobra.Command {
 	list := false
@@ -151,6 +151,7 @@ func newKindCommand(reg *vnf.Registry, k *vnf.Kind) *cobra.Command {
 	f.String("stats", "", "print counters on exit: text or json")
 	f.Lookup("stats").NoOptDefVal = "text"
 	f.Bool("linger", false, "keep running after the input ends")
+	f.StringArray("end-on", nil, "end when the input of these interfaces ends (default: of every interface whose input can end) (repeatable)")
 	f.Duration("timeout", 0, "stop after this long (e.g. 30s); 0 = never")
 	f.Duration("connect-timeout", netstack.DefaultConnectTimeout, "how long unix: interfaces wait for their listener")
 	f.String("control", "", "serve status, stats, reload, stop and live capture on this unix socket while running")
@@ -350,6 +351,7 @@ func buildConfig(cmd *cobra.Command, v *viper.Viper, k *vnf.Kind) (vnf.Config, e
 	}
 	cfg.Run, cfg.Serve = lists["run"], lists["serve"]
 	cfg.RuleFiles, cfg.Rules = lists["rules"], lists["rule"]
+	cfg.Stack.EndOn = lists["end-on"]
 	for _, p := range k.Params {
 		if cfg.Params == nil {
 			cfg.Params = map[string][]string{}
