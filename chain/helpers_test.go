@@ -31,13 +31,14 @@ func testRegistry() *vnf.Registry {
 func testFlags(reg *vnf.Registry, kind string) *pflag.FlagSet {
 	f := pflag.NewFlagSet(kind, pflag.ContinueOnError)
 	f.String("name", "", "")
-	for _, l := range []string{"if", "ip", "route", "gw", "neigh", "capture", "rules", "rule"} {
+	for _, l := range []string{"if", "ip", "route", "gw", "neigh", "capture", "rules", "rule", "end-on", "conntrack-timeout"} {
 		f.StringArray(l, nil, "")
 	}
 	f.String("stats", "", "")
 	f.Lookup("stats").NoOptDefVal = "text"
 	f.Bool("linger", false, "")
 	f.Duration("timeout", 0, "")
+	f.Int("conntrack-max", 262144, "")
 	f.String("control", "", "")
 	f.String("log-level", "info", "")
 	f.String("config", "", "")
@@ -100,6 +101,7 @@ func testBuild(reg *vnf.Registry, kind string, args []string) (*vnf.Config, erro
 		cfg.Stack.Neighbors = append(cfg.Stack.Neighbors, nb)
 	}
 	cfg.RuleFiles, cfg.Rules = list("rules"), list("rule")
+	cfg.Stack.EndOn = list("end-on")
 	cfg.Control, _ = f.GetString("control")
 	if kind == "host" {
 		cfg.Run, cfg.Serve = list("run"), list("serve")

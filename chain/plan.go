@@ -408,6 +408,15 @@ func Resolve(s *Spec) *Plan {
 				fp.Client = true
 			}
 		}
+		// A function fed by the chain's standard input ends when that
+		// input ends (its other links never end: the runner holds them);
+		// the runner then closes its links, and the end of input moves
+		// down the chain.
+		for _, d := range fp.FDs {
+			if d.Object == FDStdin {
+				fp.Argv = append(fp.Argv, "--end-on", d.Interface)
+			}
+		}
 		if fn.LogLevel != "" {
 			fp.Argv = append(fp.Argv, "--log-level", fn.LogLevel)
 		}

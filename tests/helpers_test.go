@@ -129,6 +129,8 @@ type procSpec struct {
 	ExtraFiles []*os.File
 	// Env is added to the test's environment.
 	Env []string
+	// Dir is the working directory; empty means the test's.
+	Dir string
 }
 
 // proc is a started process. Its own process group is killed when the test
@@ -163,6 +165,7 @@ func start(t *testing.T, ctx context.Context, name string, spec procSpec) *proc 
 	}
 	cmd.Stderr = p.stderr
 	cmd.ExtraFiles = spec.ExtraFiles
+	cmd.Dir = spec.Dir
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("%s: start: %v", name, err)
 	}

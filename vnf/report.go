@@ -37,13 +37,13 @@ func writeStats(w io.Writer, format string, cfg *Config, stk *netstack.Stack, fn
 		fmt.Fprintf(w, "%s\n", b)
 		return
 	}
-	writeText(w, &rep)
+	WriteText(w, &rep)
 }
 
-// writeText prints the counters as a table per interface, then the
-// non-zero stack counters, the way `ip -s link` and `netstat -s` readers
-// expect.
-func writeText(w io.Writer, rep *StatsReport) {
+// WriteText prints a report as --stats does: the counters as a table per
+// interface, then the non-zero stack counters, the way `ip -s link` and
+// `netstat -s` readers expect, then the rule counters.
+func WriteText(w io.Writer, rep *StatsReport) {
 	fmt.Fprintf(w, "== %s (%s) counters ==\n", rep.Name, rep.Kind)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "IFACE\tRX-FRAMES\tRX-BYTES\tTX-FRAMES\tTX-BYTES\tDROPS\tLINK")
