@@ -45,8 +45,10 @@ func TestConfigsLoad(t *testing.T) {
 			continue // a chain spec: TestChainConfigs
 		}
 		kind := "host"
-		if strings.Contains(filepath.Base(f), "router") {
-			kind = "router"
+		for _, k := range []string{"router", "gateway"} {
+			if strings.Contains(filepath.Base(f), k) {
+				kind = k
+			}
 		}
 		k, err := reg.Lookup(kind)
 		if err != nil {
