@@ -93,7 +93,7 @@ func New(cfg *vnf.Config) (vnf.Function, error) {
 // report lines never interleave.
 func (h *host) appEnv(env *vnf.Env) *hostapp.Env {
 	h.envOnce.Do(func() {
-		h.aenv = &hostapp.Env{Net: &stackNet{s: env.Stack, h: h}, Out: syncwriter.New(env.Out), Log: env.Log, Expect: env.Config.Expect}
+		h.aenv = &hostapp.Env{Net: &stackNet{s: env.Stack, h: h}, Out: syncwriter.New(env.Out), Log: env.Log, Expect: env.Config.Expect, Host: env.Config.Stack.Name}
 	})
 	return h.aenv
 }

@@ -284,9 +284,9 @@ func TestHTTP(t *testing.T) {
 	want := strings.Join([]string{
 		"GET " + base + "/bytes/1000 -> 200 OK, 1000 bytes in X",
 		"GET " + base + "/bytes/1000 -> 200 OK, 1000 bytes in X",
-		"GET " + base + "/nothing-here -> 404 Not Found, 19 bytes in X",
-		"GET " + base + "/nothing-here -> 404 Not Found, 19 bytes in X",
-		"GET " + base + "/healthz -> 200 OK, 3 bytes in X",
+		"GET " + base + "/nothing-here -> 404 Not Found, 19 bytes in X: 404 page not found",
+		"GET " + base + "/nothing-here -> 404 Not Found, 19 bytes in X: 404 page not found",
+		"GET " + base + "/healthz -> 200 OK, 3 bytes in X: ok",
 		"http server " + srv.addr.String() + ": 6 requests, " + fmt.Sprint(st.Bytes) + " bytes",
 		"",
 	}, "\n")

@@ -102,6 +102,9 @@ type Env struct {
 	Out io.Writer
 	// Log receives operational logs. Nil discards them.
 	Log *slog.Logger
+	// Host is the function's name (the http server says it, so that a
+	// client behind a load balancer can tell the backends apart).
+	Host string
 	// Expect is the host's --expect N: what a sink must have received by
 	// the time it stops (UDP: datagrams, TCP: bytes, since a byte stream
 	// has no messages). -1 means not set; other applications ignore it.
@@ -178,9 +181,11 @@ of payload; k/M/G are decimal); rate=0 means as fast as the network accepts.
       big-endian sequence number (what sink checks). TCP: one connection of
       size-byte messages. Stops after count or duration, whichever comes
       first; count=1000 if neither is given.
-  http get URL [count=1] [expect=200]
+  http get URL [count=1] [expect=200] [keepalive=yes]
       HTTP GET (IP literals only: there is no DNS); fails on a transport
-      error or a status other than expect.
+      error or a status other than expect. Prints the first line of a text
+      body (the http server names its host); keepalive=no opens a new
+      connection per request (so a load balancer spreads them).
   bulk ADDR[:PORT] [seconds=3] [size=128K] [port=5201]
       TCP throughput sender for the bulk server, iperf-style: writes size-byte
       buffers for seconds, prints per-second intervals, and fails unless the

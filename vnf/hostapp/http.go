@@ -1,6 +1,7 @@
 package hostapp
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -15,10 +16,11 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 )
 
 const (
-	httpClientUsage = "http get URL [count=1] [expect=200]"
+	httpClientUsage = "http get URL [count=1] [expect=200] [keepalive=yes]"
 	httpServerUsage = "http [[ADDR]:PORT]"
 )
 
@@ -35,9 +37,10 @@ const (
 
 // httpClient sends GET requests.
 type httpClient struct {
-	url    string
-	count  int
-	expect int
+	url       string
+	count     int
+	expect    int
+	keepalive bool
 
 	mu    sync.Mutex
 	stats HTTPClientStats
@@ -60,8 +63,20 @@ func parseHTTPClient(s *spec) (App, error) {
 	if err := s.wantArgs(2, 2, []string{"get", "URL"}, httpClientUsage); err != nil {
 		return nil, err
 	}
-	if err := s.checkOptions("count", "expect"); err != nil {
+	if err := s.checkOptions("count", "expect", "keepalive"); err != nil {
 		return nil, err
+	}
+	keepalive := true
+	for _, o := range s.opts {
+		if o.key == "keepalive" {
+			switch o.val {
+			case "yes", "true":
+			case "no", "false":
+				keepalive = false
+			default:
+				return nil, s.badOption(o, "want yes or no")
+			}
+		}
 	}
 	if !strings.EqualFold(s.args[0], "get") {
 		return nil, s.badArg("method", s.args[0], "want get")
@@ -86,7 +101,7 @@ func parseHTTPClient(s *spec) (App, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &httpClient{url: u.String(), count: int(count), expect: int(expect)}
+	c := &httpClient{url: u.String(), count: int(count), expect: int(expect), keepalive: keepalive}
 	c.stats.URL = c.url
 	return c, nil
 }
@@ -118,6 +133,9 @@ func (c *httpClient) Run(ctx context.Context, env *Env) error {
 		Proxy: nil,
 		// Count the bytes the server sent, not what they inflate to.
 		DisableCompression: true,
+		// keepalive=no: a new connection per request (a load balancer
+		// then spreads them).
+		DisableKeepAlives: !c.keepalive,
 	}
 	defer tr.CloseIdleConnections()
 	client := &http.Client{
@@ -156,7 +174,9 @@ func (c *httpClient) get(ctx context.Context, client *http.Client, out *output) 
 		c.mu.Unlock()
 		return err
 	}
-	n, err := io.Copy(io.Discard, resp.Body)
+	// Keep the start of a short text body to show it: "who answered".
+	var head bytes.Buffer
+	n, err := io.Copy(io.MultiWriter(io.Discard, &limitedBuffer{b: &head, max: 120}), resp.Body)
 	resp.Body.Close()
 	elapsed := time.Since(start)
 	c.mu.Lock()
@@ -169,7 +189,11 @@ func (c *httpClient) get(ctx context.Context, client *http.Client, out *output) 
 		c.stats.OK++
 	}
 	c.mu.Unlock()
-	out.printf("GET %s -> %s, %d bytes in %s ms", c.url, resp.Status, n, fmtRTT(elapsed))
+	line := fmt.Sprintf("GET %s -> %s, %d bytes in %s ms", c.url, resp.Status, n, fmtRTT(elapsed))
+	if first, _, _ := strings.Cut(head.String(), "\n"); strings.HasPrefix(resp.Header.Get("Content-Type"), "text/plain") && first != "" && utf8.ValidString(first) {
+		line += ": " + first
+	}
+	out.printf("%s", line)
 	if err != nil {
 		return fmt.Errorf("read body: %w", err)
 	}
@@ -248,7 +272,7 @@ func (h *httpServer) Run(ctx context.Context, env *Env) error {
 	ln = &onceCloseListener{Listener: ln}
 	var fresh connSet
 	srv := &http.Server{
-		Handler:           h.handler(),
+		Handler:           h.handler(env.Host),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
@@ -323,11 +347,15 @@ func (s *connSet) closeAll() {
 }
 
 // handler returns the routes, wrapped to count requests.
-func (h *httpServer) handler() http.Handler {
+func (h *httpServer) handler(host string) http.Handler {
 	mux := http.NewServeMux()
+	who := "nfpipe host"
+	if host != "" {
+		who += " " + host
+	}
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		fmt.Fprintf(w, "nfpipe host: you are %s, you asked for %s\n", r.RemoteAddr, r.URL.RequestURI())
+		fmt.Fprintf(w, "%s: you are %s, you asked for %s\n", who, r.RemoteAddr, r.URL.RequestURI())
 	})
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -408,4 +436,17 @@ func plural[N int | int64 | uint64](n N, one, many string) string {
 		return one
 	}
 	return many
+}
+
+// limitedBuffer keeps the first max bytes written to it.
+type limitedBuffer struct {
+	b   *bytes.Buffer
+	max int
+}
+
+func (l *limitedBuffer) Write(p []byte) (int, error) {
+	if room := l.max - l.b.Len(); room > 0 {
+		l.b.Write(p[:min(room, len(p))])
+	}
+	return len(p), nil
 }

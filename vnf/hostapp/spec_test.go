@@ -65,7 +65,7 @@ func TestParseErrors(t *testing.T) {
 		{"gen misspelt", false, "gen udp 192.0.2.2:9000 cout=5", `unknown option "cout" in "gen udp 192.0.2.2:9000 cout=5" (did you mean "count"?)`},
 
 		// http client.
-		{"http no url", false, "http get", `missing URL in "http get" (usage: http get URL [count=1] [expect=200])`},
+		{"http no url", false, "http get", `missing URL in "http get" (usage: http get URL [count=1] [expect=200] [keepalive=yes])`},
 		{"http method", false, "http post http://192.0.2.2/", `invalid method "post" in "http post http://192.0.2.2/": want get`},
 		{"https", false, "http get https://192.0.2.2/", `invalid URL "https://192.0.2.2/" in "http get https://192.0.2.2/": want http://IP[:PORT]/PATH`},
 		{"http hostname", false, "http get http://example.com/", `invalid URL "http://example.com/" in "http get http://example.com/": want an IP address as host, such as http://192.0.2.2/ or http://[2001:db8::2]:8080/ (there is no DNS)`},
