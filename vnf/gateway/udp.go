@@ -22,7 +22,10 @@ const maxDatagram = 65535
 type udpSession struct {
 	far   net.Conn
 	reply func([]byte) error
-	last  atomic.Int64 // unix nanoseconds of the last datagram
+	// expire, when set, is asked before the session ends for being idle;
+	// false means it was used meanwhile and goes on.
+	expire func() bool
+	last   atomic.Int64 // unix nanoseconds of the last datagram
 }
 
 func (s *udpSession) touch() { s.last.Store(time.Now().UnixNano()) }
@@ -35,7 +38,7 @@ func (s *udpSession) idleDeadline(timeout time.Duration) time.Time {
 // forwardUDP reads a forward's host socket until it closes, opening a
 // session towards the inside address per client address and port.
 func (g *gateway) forwardUDP(e *entry) {
-	var mu sync.Mutex
+	var mu sync.Mutex // guards sessions, and a session's expiry against its use
 	sessions := map[netip.AddrPort]*udpSession{}
 	buf := make([]byte, maxDatagram)
 	for {
@@ -50,45 +53,15 @@ func (g *gateway) forwardUDP(e *entry) {
 		client = netip.AddrPortFrom(client.Addr().Unmap(), client.Port())
 		mu.Lock()
 		s := sessions[client]
+		if s != nil {
+			s.touch() // under mu: the session cannot expire now
+		}
 		mu.Unlock()
 		if s == nil {
-			e.c.accepted.Add(1)
-			ic, err := g.stk.DialUDP(g.ctx, e.insideDst())
-			if err != nil {
-				// Connecting a UDP socket sends nothing: only the route
-				// lookup can fail.
-				e.c.failed.Add(1)
-				e.c.unreachable.Add(1)
-				g.log.Info("forward: no route to the inside address", "rule", e.text, "err", err.Error())
+			if s = g.openForwardSession(e, client, &mu, sessions); s == nil {
 				continue
 			}
-			if !g.track(ic) {
-				ic.Close()
-				return
-			}
-			s = &udpSession{far: ic, reply: func(b []byte) error {
-				_, err := e.udpLn.WriteToUDPAddrPort(b, client)
-				return err
-			}}
-			s.touch()
-			mu.Lock()
-			sessions[client] = s
-			mu.Unlock()
-			e.c.active.Add(1)
-			if !g.spawn(func() {
-				g.farLoop(e, s, &e.c.datagramsToHost, &e.c.bytesToHost)
-				mu.Lock()
-				delete(sessions, client)
-				mu.Unlock()
-				ic.Close()
-				g.untrack(ic)
-				e.c.active.Add(-1)
-			}) {
-				ic.Close()
-				return
-			}
 		}
-		s.touch()
 		s.far.SetWriteDeadline(time.Now().Add(udpWriteTimeout))
 		if _, err := s.far.Write(buf[:n]); err != nil {
 			g.log.Debug("forward: datagram not sent into the chain", "rule", e.text, "err", err.Error())
@@ -97,6 +70,63 @@ func (g *gateway) forwardUDP(e *entry) {
 		e.c.datagramsToChain.Add(1)
 		e.c.bytesToChain.Add(uint64(n))
 	}
+}
+
+// openForwardSession opens a socket towards the inside address for a new
+// host client, and the goroutine that returns the replies; nil when that
+// cannot be (no route, or the gateway is stopping).
+func (g *gateway) openForwardSession(e *entry, client netip.AddrPort, mu *sync.Mutex, sessions map[netip.AddrPort]*udpSession) *udpSession {
+	e.c.accepted.Add(1)
+	ic, err := g.stk.DialUDP(g.ctx, e.insideDst())
+	if err != nil {
+		// Connecting a UDP socket sends nothing: only the route lookup
+		// can fail.
+		e.c.failed.Add(1)
+		e.c.unreachable.Add(1)
+		g.log.Info("forward: no route to the inside address", "rule", e.text, "err", err.Error())
+		return nil
+	}
+	if !g.track(ic) {
+		ic.Close()
+		return nil
+	}
+	s := &udpSession{far: ic, reply: func(b []byte) error {
+		_, err := e.udpLn.WriteToUDPAddrPort(b, client)
+		return err
+	}}
+	s.expire = func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		if time.Now().Before(s.idleDeadline(g.udpTimeout)) {
+			return false // a datagram came in the meantime
+		}
+		delete(sessions, client)
+		return true
+	}
+	s.touch()
+	mu.Lock()
+	sessions[client] = s
+	mu.Unlock()
+	forget := func() {
+		mu.Lock()
+		if sessions[client] == s {
+			delete(sessions, client)
+		}
+		mu.Unlock()
+		ic.Close()
+		g.untrack(ic)
+	}
+	e.c.active.Add(1)
+	if !g.spawn(func() {
+		g.farLoop(e, s, &e.c.datagramsToHost, &e.c.bytesToHost)
+		forget()
+		e.c.active.Add(-1)
+	}) {
+		forget()
+		e.c.active.Add(-1)
+		return nil
+	}
+	return s
 }
 
 // farLoop relays what comes back on a session's far socket to its client
@@ -108,8 +138,11 @@ func (g *gateway) farLoop(e *entry, s *udpSession, datagrams, bytes *atomic.Uint
 	for {
 		deadline := s.idleDeadline(g.udpTimeout)
 		if !time.Now().Before(deadline) {
-			e.c.expired.Add(1)
-			return
+			if s.expire == nil || s.expire() {
+				e.c.expired.Add(1)
+				return
+			}
+			continue
 		}
 		s.far.SetReadDeadline(deadline)
 		n, err := s.far.Read(buf)
