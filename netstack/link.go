@@ -6,8 +6,8 @@ import (
 	"io"
 	"log/slog"
 	"sync"
-	"syscall"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"gvisor.dev/gvisor/pkg/buffer"
