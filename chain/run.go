@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/nfpipe/nfpipe/vnf"
 )
 
 // RunOptions are how Up runs a plan.
@@ -160,6 +162,10 @@ func Up(ctx context.Context, p *Plan, o RunOptions) int {
 	}
 	select {
 	case <-clientsDone:
+		// Frames the clients sent may still be on their way (queued in a
+		// router waiting for a neighbour, say): let the chain go quiet
+		// before stopping the servers that count them.
+		r.settle(ctx, 50*time.Millisecond, 3*time.Second)
 	case <-ctx.Done():
 		fmt.Fprintf(o.Err, "nfpipe: chain %s: stopping\n", p.Chain)
 	case <-r.stopping:
@@ -528,6 +534,55 @@ func (r *runner) finished() {
 		}
 	}
 	r.requestStop()
+}
+
+// settle waits until no function's interfaces moved a frame for quiet, or
+// for at most limit.
+func (r *runner) settle(ctx context.Context, quiet, limit time.Duration) {
+	deadline := time.Now().Add(limit)
+	last := int64(-1)
+	for time.Now().Before(deadline) {
+		n := r.frames(ctx)
+		if n == last {
+			return
+		}
+		last = n
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.stopping:
+			return
+		case <-time.After(quiet):
+		}
+	}
+}
+
+// frames sums the frames every running function's interfaces received and
+// sent.
+func (r *runner) frames(ctx context.Context) int64 {
+	var total int64
+	for _, f := range r.fns {
+		if !f.ready() {
+			continue
+		}
+		var rep struct {
+			Stack struct {
+				Interfaces []struct {
+					Counters map[string]int64 `json:"counters"`
+				} `json:"interfaces"`
+			} `json:"stack"`
+		}
+		cctx, cancel := context.WithTimeout(ctx, time.Second)
+		err := call(cctx, f.plan.Control, vnf.ControlRequest{Op: "stats"}, &rep)
+		cancel()
+		if err != nil {
+			continue
+		}
+		for _, ifc := range rep.Stack.Interfaces {
+			total += ifc.Counters["rx_frames"] + ifc.Counters["tx_frames"]
+		}
+	}
+	return total
 }
 
 // fail records why the chain cannot go on and stops it.
