@@ -353,11 +353,15 @@ func TestChainConfigs(t *testing.T) {
 		// The captures the examples' mirrors write.
 		os.Remove("/tmp/nfpipe-nat-firewall.pcap")
 		os.Remove("/tmp/nfpipe-mirror.pcap")
+		os.Remove("/tmp/nfpipe-replay-out.pcap")
 	})
 	for name, outcome := range map[string][]string{
-		"nat-firewall": {"client | 3 packets transmitted, 3 received", "[2001:db8:3::10]/ -> 200 OK"},
-		"loadbalancer": {"nfpipe host web1:", "nfpipe host web2:", "nfpipe host web3:"},
-		"mirror":       {"client | 3 packets transmitted, 3 received"},
+		"nat-firewall":    {"client | 3 packets transmitted, 3 received", "[2001:db8:3::10]/ -> 200 OK"},
+		"loadbalancer":    {"nfpipe host web1:", "nfpipe host web2:", "nfpipe host web3:"},
+		"mirror":          {"client | 3 packets transmitted, 3 received"},
+		"seed-nat-filter": {"sink udp:9000: 50 packets", "100.64.0.1:"},
+		"dualstack":       {"sink udp:9000: 20 packets", "198.51.100.1:", "[2001:db8:1::2]:", "2 packets transmitted, 2 received"},
+		"replay":          {"fw | Chain FORWARD (IPv4 filter, policy DROP 10 packets"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
@@ -367,6 +371,14 @@ func TestChainConfigs(t *testing.T) {
 			wantCode(t, "chain up "+name, r, 0)
 			wantContains(t, "chain up "+name, r.Stderr, "chain "+name+" passed")
 			wantContains(t, "chain up "+name, r.Stdout, outcome...)
+			if name == "replay" {
+				// The recorded capture holds the 10 datagrams to port 53.
+				needTool(t, "tcpdump")
+				td := run(t, ctx, 10*time.Second, procSpec{Path: "tcpdump", Args: []string{"-nr", "/tmp/nfpipe-replay-out.pcap"}})
+				if n := strings.Count(td.Stdout, "> 198.51.100.7.53:"); n != 10 || strings.Count(td.Stdout, "\n") != 10 {
+					t.Errorf("the recorded capture holds %d datagrams to port 53, want 10 and nothing else:\n%s", n, td.Stdout)
+				}
+			}
 			if name == "mirror" {
 				// The monitoring function got the mirrored frames.
 				if m := regexp.MustCompile(`mon +\| in +(\d+) `).FindStringSubmatch(r.Stdout); m == nil || m[1] == "0" {
