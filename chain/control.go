@@ -1,7 +1,6 @@
 package chain
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,9 +10,9 @@ import (
 	"os"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
+	"github.com/nfpipe/nfpipe/internal/ctl"
 	"github.com/nfpipe/nfpipe/vnf"
 )
 
@@ -65,66 +64,23 @@ type ChainStats struct {
 }
 
 type controlServer struct {
-	ln    *net.UnixListener
-	r     *runner
-	wg    sync.WaitGroup
-	mu    sync.Mutex
-	conns map[net.Conn]bool
+	srv *ctl.Server
+	r   *runner
 }
 
 func (r *runner) listenControl() (*controlServer, error) {
-	path := r.p.Runtime.Control
-	os.Remove(path)
-	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	c := &controlServer{r: r}
+	srv, err := ctl.Listen(r.p.Runtime.Control, c.handle)
 	if err != nil {
-		return nil, fmt.Errorf("control socket: %w", err)
+		return nil, err
 	}
-	ln.SetUnlinkOnClose(true)
-	c := &controlServer{ln: ln, r: r, conns: map[net.Conn]bool{}}
-	c.wg.Add(1)
-	go c.serve()
+	c.srv = srv
 	return c, nil
 }
 
-func (c *controlServer) serve() {
-	defer c.wg.Done()
-	for {
-		conn, err := c.ln.Accept()
-		if err != nil {
-			return
-		}
-		c.mu.Lock()
-		c.conns[conn] = true
-		c.mu.Unlock()
-		c.wg.Add(1)
-		go func() {
-			defer c.wg.Done()
-			c.handle(conn)
-			c.mu.Lock()
-			delete(c.conns, conn)
-			c.mu.Unlock()
-			conn.Close()
-		}()
-	}
-}
+func (c *controlServer) close() { c.srv.Close() }
 
-func (c *controlServer) close() {
-	c.ln.Close()
-	c.mu.Lock()
-	for conn := range c.conns {
-		conn.Close()
-	}
-	c.mu.Unlock()
-	c.wg.Wait()
-}
-
-func (c *controlServer) handle(conn net.Conn) {
-	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-	line, err := bufio.NewReader(conn).ReadBytes('\n')
-	if err != nil {
-		return
-	}
-	conn.SetReadDeadline(time.Time{})
+func (c *controlServer) handle(conn net.Conn, line []byte) {
 	enc := json.NewEncoder(conn)
 	var req ControlRequest
 	if err := json.Unmarshal(line, &req); err != nil {
@@ -242,28 +198,7 @@ func relayCapture(client net.Conn, fnControl, ifName string, enc *json.Encoder) 
 // call sends one request to a control socket (a function's or a chain's)
 // and decodes the reply; a reply carrying an error becomes the error.
 func call(ctx context.Context, path string, req any, reply any) error {
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "unix", path)
-	if err != nil {
-		return fmt.Errorf("not running (%s: %v)", path, err)
-	}
-	defer conn.Close()
-	if dl, ok := ctx.Deadline(); ok {
-		conn.SetDeadline(dl)
-	}
-	b, _ := json.Marshal(req)
-	if _, err := conn.Write(append(b, '\n')); err != nil {
-		return err
-	}
-	line, err := bufio.NewReader(conn).ReadBytes('\n')
-	if err != nil {
-		return fmt.Errorf("no reply: %w", err)
-	}
-	var r vnf.ControlReply
-	if json.Unmarshal(line, &r) == nil && r.Error != "" {
-		return errors.New(r.Error)
-	}
-	return json.Unmarshal(line, reply)
+	return ctl.Call(ctx, path, req, reply)
 }
 
 // Call sends one request to the chain whose runtime directory is dir.
@@ -274,17 +209,11 @@ func Call(ctx context.Context, dir string, req ControlRequest, reply any) error 
 // Capture opens a live pcap stream of one function's interface in the
 // chain at dir; read it until done, then close it.
 func Capture(ctx context.Context, dir, function, ifName string) (io.ReadCloser, error) {
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "unix", controlPath(dir))
+	conn, br, err := ctl.Open(ctx, controlPath(dir), ControlRequest{Op: "capture", Function: function, If: ifName})
 	if err != nil {
-		return nil, fmt.Errorf("the chain is not running (%v)", err)
+		return nil, fmt.Errorf("the chain is not running: %w", err)
 	}
-	b, _ := json.Marshal(ControlRequest{Op: "capture", Function: function, If: ifName})
-	if _, err := conn.Write(append(b, '\n')); err != nil {
-		conn.Close()
-		return nil, err
-	}
-	br := bufio.NewReader(conn)
+	conn.SetDeadline(time.Time{}) // a capture runs until the caller stops it
 	line, err := br.ReadBytes('\n')
 	if err != nil {
 		conn.Close()

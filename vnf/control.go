@@ -1,10 +1,8 @@
 package vnf
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -13,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nfpipe/nfpipe/internal/ctl"
 	"github.com/nfpipe/nfpipe/netstack"
 )
 
@@ -38,10 +37,7 @@ type ControlRequest struct {
 }
 
 // ControlReply is the response to requests without a body of their own.
-type ControlReply struct {
-	OK    bool   `json:"ok,omitempty"`
-	Error string `json:"error,omitempty"`
-}
+type ControlReply = ctl.Reply
 
 // Status is what a function says about itself.
 type Status struct {
@@ -53,8 +49,7 @@ type Status struct {
 }
 
 type controlServer struct {
-	ln      *net.UnixListener
-	path    string
+	srv     *ctl.Server
 	log     *slog.Logger
 	cfg     *Config
 	stk     *netstack.Stack
@@ -62,76 +57,13 @@ type controlServer struct {
 	rst     *ruleState
 	stop    func()
 	started time.Time
-	wg      sync.WaitGroup
-	mu      sync.Mutex
-	conns   map[net.Conn]bool
-}
-
-// listenControl creates the control socket at path, replacing a stale one
-// (a socket file nobody listens on) but never a live one.
-func listenControl(path string) (*net.UnixListener, error) {
-	if fi, err := os.Lstat(path); err == nil {
-		if fi.Mode()&os.ModeSocket == 0 {
-			return nil, fmt.Errorf("control socket %s: a file that is not a socket is in the way", path)
-		}
-		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
-			c.Close()
-			return nil, fmt.Errorf("control socket %s: another function is listening on it", path)
-		}
-		os.Remove(path)
-	}
-	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
-	if err != nil {
-		return nil, fmt.Errorf("control socket: %w", err)
-	}
-	ln.SetUnlinkOnClose(true)
-	return ln, nil
-}
-
-func (c *controlServer) serve() {
-	defer c.wg.Done()
-	for {
-		conn, err := c.ln.Accept()
-		if err != nil {
-			return
-		}
-		c.mu.Lock()
-		if c.conns == nil {
-			c.conns = map[net.Conn]bool{}
-		}
-		c.conns[conn] = true
-		c.mu.Unlock()
-		c.wg.Add(1)
-		go func() {
-			defer c.wg.Done()
-			c.handle(conn)
-			c.mu.Lock()
-			delete(c.conns, conn)
-			c.mu.Unlock()
-		}()
-	}
 }
 
 // close stops accepting, ends every connection (live captures included)
 // and removes the socket file.
-func (c *controlServer) close() {
-	c.ln.Close()
-	c.mu.Lock()
-	for conn := range c.conns {
-		conn.Close()
-	}
-	c.mu.Unlock()
-	c.wg.Wait()
-}
+func (c *controlServer) close() { c.srv.Close() }
 
-func (c *controlServer) handle(conn net.Conn) {
-	defer conn.Close()
-	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-	line, err := bufio.NewReaderSize(conn, 4096).ReadSlice('\n')
-	if err != nil {
-		return
-	}
-	conn.SetReadDeadline(time.Time{})
+func (c *controlServer) handle(conn net.Conn, line []byte) {
 	var req ControlRequest
 	enc := json.NewEncoder(conn)
 	if err := json.Unmarshal(line, &req); err != nil {
@@ -215,42 +147,17 @@ func startControl(cfg *Config, stk *netstack.Stack, fn Function, rst *ruleState,
 	if cfg.Control == "" {
 		return nil, nil
 	}
-	ln, err := listenControl(cfg.Control)
+	c := &controlServer{log: log, cfg: cfg, stk: stk, fn: fn, rst: rst, stop: stop, started: time.Now()}
+	srv, err := ctl.Listen(cfg.Control, c.handle)
 	if err != nil {
 		return nil, err
 	}
-	c := &controlServer{ln: ln, path: cfg.Control, log: log, cfg: cfg, stk: stk, fn: fn, rst: rst, stop: stop, started: time.Now()}
-	c.wg.Add(1)
-	go c.serve()
+	c.srv = srv
 	return c, nil
 }
-
-// errNoControl is returned by Control clients when nothing listens.
-var errNoControl = errors.New("no function is listening on the control socket")
 
 // Control sends one request to the control socket at path and decodes the
 // JSON response into reply. It is the client side for tools and tests.
 func Control(ctx context.Context, path string, req ControlRequest, reply any) error {
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "unix", path)
-	if err != nil {
-		return fmt.Errorf("%s: %w (%v)", path, errNoControl, err)
-	}
-	defer conn.Close()
-	if dl, ok := ctx.Deadline(); ok {
-		conn.SetDeadline(dl)
-	}
-	b, _ := json.Marshal(req)
-	if _, err := conn.Write(append(b, '\n')); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	line, err := bufio.NewReader(conn).ReadBytes('\n')
-	if err != nil {
-		return fmt.Errorf("%s: no reply: %w", path, err)
-	}
-	var r ControlReply
-	if json.Unmarshal(line, &r) == nil && r.Error != "" {
-		return errors.New(r.Error)
-	}
-	return json.Unmarshal(line, reply)
+	return ctl.Call(ctx, path, req, reply)
 }
