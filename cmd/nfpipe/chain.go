@@ -26,6 +26,7 @@ import (
 	"github.com/nfpipe/nfpipe/chain"
 	"github.com/nfpipe/nfpipe/configs"
 	"github.com/nfpipe/nfpipe/vnf"
+	"github.com/nfpipe/nfpipe/vnf/kindflags"
 )
 
 // builtinSpec names the embedded quickstart chain in messages.
@@ -433,7 +434,9 @@ func chainOptions(reg *vnf.Registry) chain.Options {
 			if err != nil {
 				return nil
 			}
-			return newKindCommand(reg, k).Flags()
+			f := pflag.NewFlagSet(kind, pflag.ContinueOnError)
+			kindflags.Define(f, k)
+			return f
 		},
 		Build: func(kind string, args []string) (*vnf.Config, error) {
 			k, err := reg.Lookup(kind)
@@ -453,7 +456,7 @@ func chainOptions(reg *vnf.Registry) chain.Options {
 			if err := v.BindPFlags(c.Flags()); err != nil {
 				return nil, err
 			}
-			cfg, err := buildConfig(c, v, k)
+			cfg, err := kindflags.Build(c.Flags(), v, k)
 			return &cfg, err
 		},
 	}

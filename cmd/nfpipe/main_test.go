@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/nfpipe/nfpipe/chain"
+	"github.com/nfpipe/nfpipe/vnf/kindflags"
 	"github.com/nfpipe/nfpipe/vnf/kinds"
 )
 
@@ -62,7 +63,7 @@ func TestConfigsLoad(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", f, err)
 		}
-		cfg, err := buildConfig(cmd, v, k)
+		cfg, err := kindflags.Build(cmd.Flags(), v, k)
 		if err != nil {
 			t.Fatalf("%s: %v", f, err)
 		}

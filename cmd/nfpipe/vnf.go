@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"net/netip"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -17,8 +16,8 @@ import (
 	"github.com/spf13/viper"
 
 	"github.com/nfpipe/nfpipe/internal/suggest"
-	"github.com/nfpipe/nfpipe/netstack"
 	"github.com/nfpipe/nfpipe/vnf"
+	"github.com/nfpipe/nfpipe/vnf/kindflags"
 )
 
 const vnfLong = `Run one network function, on its own TCP/IP stack, in this process.
@@ -35,14 +34,15 @@ frames come from and go to:
   unix:PATH                connect to a unix stream socket (retried until it exists)
   unix-listen:PATH         listen on a unix stream socket; peers may reconnect
   seqpacket:N              an inherited SOCK_SEQPACKET fd, one frame per message
-  tap:NAME                 a Linux TAP device (needs CAP_NET_ADMIN)
+  tap:NAME                 a Linux TAP device (needs CAP_NET_ADMIN); netns=NS
+                           opens it in network namespace NS (/run/netns/NS)
   none                     no such side
 
 With RX|TX the first endpoint receives and the second sends:
 eth0=fifo:/tmp/in|fifo:/tmp/out. stdin alone only receives, stdout alone only
 sends. Keys: format=qemu|vde|pcap|hex (framing on byte streams, default qemu),
 ip=ADDR/LEN (repeatable), mac=MAC, mtu=N, peer=MAC|broadcast,
-timing=original (pcap replay pace), capture=PATH.
+timing=original (pcap replay pace), capture=PATH, netns=NS (tap).
 
 Formats: qemu = 4-byte big-endian length + frame (QEMU -netdev stream, passt);
 vde = 2-byte length + frame (vde_plug); pcap = libpcap stream (tcpdump -r -,
@@ -87,7 +87,6 @@ var baseContext = context.Background
 
 // vnfFlags are the settings of `nfpipe vnf KIND`; each can also come from
 // --config FILE or an NFPIPE_* environment variable.
-var listFlags = []string{"if", "ip", "route", "gw", "neigh", "capture", "run", "serve", "rules", "rule", "conntrack-timeout", "end-on"}
 
 func newVNFCommand(reg *vnf.Registry) *cobra.Command {
 	list := false
@@ -136,42 +135,7 @@ func newKindCommand(reg *vnf.Registry, k *vnf.Kind) *cobra.Command {
 			return runKind(cmd, reg, k)
 		},
 	}
-	f := cmd.Flags()
-	f.String("name", "", "function name (logs, default MACs); default: the kind")
-	f.StringArray("if", nil, "interface NAME=ENDPOINT[|ENDPOINT][,key=value...] (repeatable)")
-	f.StringArray("ip", nil, "address [NAME=]ADDR/LEN; NAME may be left out with one interface (repeatable)")
-	f.StringArray("route", nil, "static route 'PREFIX|default [via GW] [dev NAME]' (repeatable)")
-	f.StringArray("gw", nil, "default gateway ADDR, IPv4 or IPv6 (repeatable)")
-	f.StringArray("neigh", nil, "static neighbour 'ADDR lladdr MAC [dev NAME]' (repeatable)")
-	f.StringArray("capture", nil, "write a pcap of interface NAME to PATH (file or FIFO): NAME=PATH (repeatable)")
-	f.StringArray("rules", nil, "iptables rules file (iptables-save format or one command per line), applied to this stack; re-read on SIGHUP (repeatable)")
-	f.StringArray("rule", nil, "one iptables rule, e.g. '-A FORWARD -p tcp --dport 23 -j DROP' (repeatable)")
-	f.Int("conntrack-max", netstack.DefaultConntrackMax, "most connections tracked at once once rules are installed; new flows beyond are dropped and counted")
-	f.StringArray("conntrack-timeout", nil, "idle timeout NAME=DURATION, names as Linux's nf_conntrack_*_timeout: tcp_syn_sent, tcp_established, tcp_fin_wait, tcp_close, udp, udp_stream, icmp (repeatable)")
-	f.String("stats", "", "print counters on exit: text or json")
-	f.Lookup("stats").NoOptDefVal = "text"
-	f.Bool("linger", false, "keep running after the input ends")
-	f.StringArray("end-on", nil, "end when the input of these interfaces ends (default: of every interface whose input can end) (repeatable)")
-	f.Duration("timeout", 0, "stop after this long (e.g. 30s); 0 = never")
-	f.Duration("connect-timeout", netstack.DefaultConnectTimeout, "how long unix: interfaces wait for their listener")
-	f.String("control", "", "serve status, stats, reload, stop and live capture on this unix socket while running")
-	f.String("config", "", "read settings from this YAML/JSON/TOML file (flags win)")
-	f.String("log-level", "info", "debug, info, warn or error")
-	for _, p := range k.Params {
-		switch {
-		case p.Bool:
-			f.Bool(p.Name, false, p.Usage)
-		case p.Repeatable:
-			f.StringArray(p.Name, nil, p.Usage+" (repeatable)")
-		default:
-			f.String(p.Name, "", p.Usage)
-		}
-	}
-	if k.Name == "host" {
-		f.StringArray("run", nil, "run a client application, in order (repeatable); see below")
-		f.StringArray("serve", nil, "serve an application until the function stops (repeatable); see below")
-		f.Int64("expect", -1, "the sink must receive exactly this many UDP packets (TCP: bytes), or exit 1")
-	}
+	kindflags.Define(cmd.Flags(), k)
 	return cmd
 }
 
@@ -184,7 +148,7 @@ func runKind(cmd *cobra.Command, reg *vnf.Registry, k *vnf.Kind) error {
 	if err != nil {
 		return err
 	}
-	cfg, err := buildConfig(cmd, v, k)
+	cfg, err := kindflags.Build(cmd.Flags(), v, k)
 	if err != nil {
 		return err
 	}
@@ -229,169 +193,6 @@ func loadSettings(cmd *cobra.Command) (*viper.Viper, error) {
 		}
 	}
 	return v, nil
-}
-
-// stringList reads a repeatable setting. Flags come straight from pflag:
-// viper would split their values on commas, and interface specs have commas.
-// In an NFPIPE_* variable, items are separated by ';' or newlines.
-func stringList(cmd *cobra.Command, v *viper.Viper, key string) ([]string, error) {
-	if f := cmd.Flags().Lookup(key); f != nil && f.Changed {
-		return cmd.Flags().GetStringArray(key)
-	}
-	switch val := v.Get(key).(type) {
-	case nil:
-		return nil, nil
-	case string:
-		var out []string
-		for _, s := range strings.FieldsFunc(val, func(r rune) bool { return r == ';' || r == '\n' }) {
-			if s = strings.TrimSpace(s); s != "" {
-				out = append(out, s)
-			}
-		}
-		return out, nil
-	case []string:
-		return val, nil
-	case []any:
-		var out []string
-		for _, x := range val {
-			out = append(out, fmt.Sprint(x))
-		}
-		return out, nil
-	default:
-		return nil, fmt.Errorf("setting %q: want a list of strings, got %T", key, val)
-	}
-}
-
-func buildConfig(cmd *cobra.Command, v *viper.Viper, k *vnf.Kind) (vnf.Config, error) {
-	cfg := vnf.Config{Kind: k.Name, Expect: -1}
-	lists := map[string][]string{}
-	for _, key := range listFlags {
-		if cmd.Flags().Lookup(key) == nil {
-			continue
-		}
-		l, err := stringList(cmd, v, key)
-		if err != nil {
-			return cfg, err
-		}
-		lists[key] = l
-	}
-	cfg.Stack.Name = v.GetString("name")
-	cfg.Stack.ConnectTimeout = v.GetDuration("connect-timeout")
-	for _, s := range lists["if"] {
-		n, err := netstack.ParseNIC(s)
-		if err != nil {
-			return cfg, fmt.Errorf("--if: %w", err)
-		}
-		cfg.Stack.NICs = append(cfg.Stack.NICs, n)
-	}
-	nic := func(flag, name string) (*netstack.NICConfig, error) {
-		if name == "" {
-			if len(cfg.Stack.NICs) != 1 {
-				return nil, fmt.Errorf("%s: say which interface (NAME=...) when there are %d", flag, len(cfg.Stack.NICs))
-			}
-			return &cfg.Stack.NICs[0], nil
-		}
-		for i := range cfg.Stack.NICs {
-			if cfg.Stack.NICs[i].Name == name {
-				return &cfg.Stack.NICs[i], nil
-			}
-		}
-		return nil, fmt.Errorf("%s: no interface %q (give it with --if %s=...)", flag, name, name)
-	}
-	for _, s := range lists["ip"] {
-		name, addr, ok := strings.Cut(s, "=")
-		if !ok {
-			name, addr = "", s
-		}
-		p, err := netstack.ParsePrefix(addr)
-		if err != nil {
-			return cfg, fmt.Errorf("--ip %s: %w", s, err)
-		}
-		n, err := nic("--ip "+s, name)
-		if err != nil {
-			return cfg, err
-		}
-		n.Addrs = append(n.Addrs, p)
-	}
-	for _, s := range lists["capture"] {
-		name, path, ok := strings.Cut(s, "=")
-		if !ok || path == "" {
-			return cfg, fmt.Errorf("--capture %s: want NAME=PATH", s)
-		}
-		n, err := nic("--capture "+s, name)
-		if err != nil {
-			return cfg, err
-		}
-		n.Capture = path
-	}
-	for _, s := range lists["gw"] {
-		gw, err := netip.ParseAddr(s)
-		if err != nil {
-			return cfg, fmt.Errorf("--gw %s: not an IP address", s)
-		}
-		dst := netip.MustParsePrefix("0.0.0.0/0")
-		if gw.Is6() {
-			dst = netip.MustParsePrefix("::/0")
-		}
-		cfg.Stack.Routes = append(cfg.Stack.Routes, netstack.Route{Dst: dst, Gateway: gw})
-	}
-	for _, s := range lists["route"] {
-		r, err := netstack.ParseRoute(s)
-		if err != nil {
-			return cfg, fmt.Errorf("--route: %w", err)
-		}
-		cfg.Stack.Routes = append(cfg.Stack.Routes, r)
-	}
-	for _, s := range lists["neigh"] {
-		nb, err := netstack.ParseNeighbor(s)
-		if err != nil {
-			return cfg, fmt.Errorf("--neigh: %w", err)
-		}
-		cfg.Stack.Neighbors = append(cfg.Stack.Neighbors, nb)
-	}
-	cfg.Run, cfg.Serve = lists["run"], lists["serve"]
-	cfg.RuleFiles, cfg.Rules = lists["rules"], lists["rule"]
-	cfg.Stack.EndOn = lists["end-on"]
-	for _, p := range k.Params {
-		if cfg.Params == nil {
-			cfg.Params = map[string][]string{}
-		}
-		if p.Bool {
-			if v.GetBool(p.Name) {
-				cfg.Params[p.Name] = []string{"true"}
-			}
-		} else if p.Repeatable {
-			l, err := stringList(cmd, v, p.Name)
-			if err != nil {
-				return cfg, err
-			}
-			cfg.Params[p.Name] = l
-		} else if s := v.GetString(p.Name); s != "" {
-			cfg.Params[p.Name] = []string{s}
-		}
-	}
-	cfg.Stack.Conntrack.Max = v.GetInt("conntrack-max")
-	if cfg.Stack.Conntrack.Max <= 0 {
-		return cfg, fmt.Errorf("--conntrack-max %d: must be at least 1", cfg.Stack.Conntrack.Max)
-	}
-	for _, s := range lists["conntrack-timeout"] {
-		if err := cfg.Stack.Conntrack.Timeouts.Set(s); err != nil {
-			return cfg, fmt.Errorf("--conntrack-timeout: %w", err)
-		}
-	}
-	if cmd.Flags().Lookup("expect") != nil {
-		cfg.Expect = v.GetInt64("expect")
-	}
-	cfg.Linger = v.GetBool("linger")
-	cfg.Control = v.GetString("control")
-	cfg.Timeout = v.GetDuration("timeout")
-	switch st := v.GetString("stats"); st {
-	case "", "text", "json":
-		cfg.Stats = st
-	default:
-		return cfg, fmt.Errorf("--stats=%s: want text or json", st)
-	}
-	return cfg, nil
 }
 
 // yamlKeyLines maps the top-level keys of a YAML settings file to their
