@@ -84,6 +84,10 @@ type LinkSpec struct {
 	// ReplayOriginalTiming replays a pcap file with the gaps between its
 	// timestamps instead of as fast as possible.
 	ReplayOriginalTiming bool
+	// Netns is the network namespace a TAP device is opened in: a name
+	// under /run/netns, or a path such as /proc/PID/ns/net. Empty means
+	// the process's own.
+	Netns string
 }
 
 // OneWay reports whether the link lacks a receive or a transmit side, such as
@@ -115,6 +119,9 @@ func (l LinkSpec) validate() error {
 	if l.ReplayOriginalTiming && l.Rx.Kind != File {
 		return fmt.Errorf("timing=original needs a pcap file to receive from")
 	}
+	if l.Netns != "" && l.Rx.Kind != TAP {
+		return fmt.Errorf("netns= applies to tap: endpoints")
+	}
 	return nil
 }
 
@@ -125,7 +132,7 @@ func (l LinkSpec) validate() error {
 // ENDPOINT is stdin, stdout, stdio, none, fd:N, fifo:PATH, file:PATH,
 // pcap:PATH, unix:PATH, unix-listen:PATH, seqpacket:N or tap:NAME. With two
 // endpoints the first receives and the second sends. Keys: format, mac, mtu,
-// ip (repeatable), peer, timing, capture.
+// ip (repeatable), peer, timing, capture, netns (tap only).
 func ParseNIC(s string) (NICConfig, error) {
 	var n NICConfig
 	name, rest, ok := strings.Cut(s, "=")
@@ -194,8 +201,16 @@ func ParseNIC(s string) (NICConfig, error) {
 				return n, fmt.Errorf("interface %q: capture needs a path", s)
 			}
 			n.Capture = v
+		case "netns":
+			if link.Rx.Kind != TAP {
+				return n, fmt.Errorf("interface %q: netns applies to tap: endpoints", s)
+			}
+			if v == "" || strings.ContainsRune(v, 0) {
+				return n, fmt.Errorf("interface %q: netns needs a namespace name (under /run/netns) or a path", s)
+			}
+			link.Netns = v
 		default:
-			return n, fmt.Errorf("interface %q: unknown option %q%s (valid: format, mac, mtu, ip, peer, timing, capture)", s, k, suggest.DidYouMean(k, []string{"format", "mac", "mtu", "ip", "peer", "timing", "capture"}))
+			return n, fmt.Errorf("interface %q: unknown option %q%s (valid: format, mac, mtu, ip, peer, timing, capture, netns)", s, k, suggest.DidYouMean(k, []string{"format", "mac", "mtu", "ip", "peer", "timing", "capture", "netns"}))
 		}
 	}
 	if isPcapSide(parts[0]) {

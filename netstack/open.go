@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -43,7 +44,7 @@ type openedSide struct {
 func openLink(ctx context.Context, nc *NICConfig, mac tcpip.LinkAddress, mtu uint32, log *slog.Logger, stats *LinkStats, connectTimeout time.Duration) (stack.LinkEndpoint, *linkEndpoint, any, error) {
 	l := nc.Link
 	if l.Rx.Kind == TAP {
-		ep, tap, err := openTAP(l.Rx.Path, mac, mtu)
+		ep, tap, err := openTAP(l.Rx.Path, l.Netns, mac, mtu)
 		if err != nil {
 			return nil, nil, nil, err // not a nil *tapDevice in an interface
 		}
@@ -415,10 +416,11 @@ type tapDevice struct {
 
 func (t *tapDevice) Close() error { return t.file.Close() }
 
-func openTAP(name string, mac tcpip.LinkAddress, mtu uint32) (stack.LinkEndpoint, *tapDevice, error) {
-	ifce, err := water.New(water.Config{DeviceType: water.TAP, PlatformSpecificParams: water.PlatformSpecificParams{Name: name}})
+func openTAP(name, netns string, mac tcpip.LinkAddress, mtu uint32) (stack.LinkEndpoint, *tapDevice, error) {
+	ifce, err := openTAPDevice(name, netns)
 	if err != nil {
-		if errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EACCES) || strings.Contains(err.Error(), "not permitted") {
+		var nse *netnsError
+		if !errors.As(err, &nse) && (errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EACCES) || strings.Contains(err.Error(), "not permitted")) {
 			return nil, nil, fmt.Errorf("tap:%s: creating a TAP device needs CAP_NET_ADMIN (run as root, or `setcap cap_net_admin+ep` on the nfpipe binary): %w", name, err)
 		}
 		return nil, nil, fmt.Errorf("tap:%s: %w", name, err)
@@ -444,3 +446,66 @@ func openTAP(name string, mac tcpip.LinkAddress, mtu uint32) (stack.LinkEndpoint
 	}
 	return ep, &tapDevice{ifce: ifce, file: f}, nil
 }
+
+// openTAPDevice opens the TAP device name, creating it if it is missing,
+// in the network namespace ns (empty: the process's own). A device that
+// exists already keeps its persistence: water would clear the flag, and a
+// TAP made to outlive its users (by `ip tuntap add`, or by the chain
+// runner, which configures it before the function starts and must find it
+// again when the function restarts) would vanish when this process exits.
+func openTAPDevice(name, ns string) (*water.Interface, error) {
+	open := func() (*water.Interface, error) {
+		_, err := net.InterfaceByName(name)
+		return water.New(water.Config{DeviceType: water.TAP, PlatformSpecificParams: water.PlatformSpecificParams{Name: name, Persist: err == nil}})
+	}
+	if ns == "" {
+		return open()
+	}
+	path := ns
+	if !strings.Contains(ns, "/") {
+		path = "/run/netns/" + ns
+	}
+	target, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &netnsError{fmt.Errorf("netns %s: %w", ns, &os.PathError{Op: "open", Path: path, Err: err})}
+	}
+	defer unix.Close(target)
+	type result struct {
+		ifce *water.Interface
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		// A TAP device lives in the namespace of the thread that opens
+		// /dev/net/tun: this thread alone enters ns for the open. If it
+		// cannot come back it stays locked, and the runtime ends it when
+		// this goroutine returns, so no other goroutine runs in ns.
+		runtime.LockOSThread()
+		self, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			runtime.UnlockOSThread()
+			done <- result{err: &netnsError{fmt.Errorf("netns: %w", err)}}
+			return
+		}
+		defer unix.Close(self)
+		if err := unix.Setns(target, unix.CLONE_NEWNET); err != nil {
+			runtime.UnlockOSThread()
+			done <- result{err: &netnsError{fmt.Errorf("entering netns %s needs CAP_SYS_ADMIN: setns: %w", ns, err)}}
+			return
+		}
+		ifce, err := open()
+		if unix.Setns(self, unix.CLONE_NEWNET) == nil {
+			runtime.UnlockOSThread()
+		}
+		done <- result{ifce, err}
+	}()
+	r := <-done
+	return r.ifce, r.err
+}
+
+// netnsError is a failure to reach a TAP's namespace, as opposed to one
+// to open the device.
+type netnsError struct{ err error }
+
+func (e *netnsError) Error() string { return e.err.Error() }
+func (e *netnsError) Unwrap() error { return e.err }
