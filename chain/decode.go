@@ -1013,7 +1013,7 @@ func (d *decoder) addresses(ifc *Interface, n *yaml.Node, path string) {
 	}
 }
 
-var linkKeys = []string{"name", "ends", "transport", "format", "path", "tap", "netns", "replay", "record", "timing", "mirror"}
+var linkKeys = []string{"name", "ends", "transport", "format", "path", "tap", "netns", "host", "replay", "record", "timing", "mirror"}
 
 func (d *decoder) links(s *Spec, n *yaml.Node) {
 	if isNull(n) {
@@ -1094,14 +1094,19 @@ func (d *decoder) link(l *Link, n *yaml.Node, path string) {
 		l.Transport = t
 	}
 	l.TAPName, _ = str("tap", "a TAP device name")
-	l.Netns, _ = str("netns", "a network namespace name")
+	if p, ok := m["netns"]; ok {
+		d.netns(l, p.val, path+".netns")
+	}
+	if p, ok := m["host"]; ok {
+		l.Host = d.tapHost(p.val, path+".host")
+	}
 	replay, replayNode := str("replay", "a capture file to replay")
 	record, recordNode := str("record", "a capture file to record into")
 	path0, pathNode := str("path", "a socket path")
 	// An omitted transport follows from the keys that only one has.
 	if _, ok := m["transport"]; !ok {
 		switch {
-		case l.TAPName != "" || l.Netns != "":
+		case l.TAPName != "" || m["netns"].val != nil || m["host"].val != nil:
 			l.Transport = TAP
 		case replay != "" || record != "":
 			l.Transport = File
@@ -1122,17 +1127,15 @@ func (d *decoder) link(l *Link, n *yaml.Node, path string) {
 	}
 	only("tap", TAP)
 	only("netns", TAP)
+	only("host", TAP)
 	only("replay", File)
 	only("record", File)
 	only("timing", File)
 	only("path", Unix)
-	if l.Transport == TAP {
-		switch {
-		case l.TAPName == "":
-			d.errf(n, path, "a tap link needs tap: DEVICE (the TAP device's name)")
-		case !ifNameRE.MatchString(l.TAPName):
-			d.errf(m["tap"].val, path+".tap", "bad TAP device name %q: %s", l.TAPName, ifNameRule)
-		}
+	// Without tap: the runner names the device after the chain and the
+	// link (TAPDevice).
+	if l.Transport == TAP && l.TAPName != "" && !ifNameRE.MatchString(l.TAPName) {
+		d.errf(m["tap"].val, path+".tap", "bad TAP device name %q: %s", l.TAPName, ifNameRule)
 	}
 	if l.Transport == File {
 		if replay == "" && record == "" {

@@ -290,15 +290,38 @@ func TestErrors(t *testing.T) {
 			links:
 			  - {ends: [a.eth0, b.eth0], format: hex}
 			  - {ends: [a.eth1, b.eth1], transport: carrier-pigeon}
-			  - {ends: [a.eth2], transport: tap}
+			  - {ends: [a.eth2], transport: tap, tap: much-too-long-name}
 			  - {ends: [a.eth3], replay: missing.pcap, timing: slow, path: /tmp/x}
 			`, []string{
 			`t.yaml:6:38: links[0].format: a seqpacket link carries one frame per message: format applies to stream, pipe, fifo, unix, file, stdin and stdout links`,
 			`t.yaml:7:41: links[1].transport: unknown transport "carrier-pigeon" (want seqpacket, stream, pipe, fifo, unix, tap, file, stdin, stdout)`,
-			`t.yaml:8:5: links[2]: a tap link needs tap: DEVICE (the TAP device's name)`,
+			`t.yaml:8:43: links[2].tap: bad TAP device name "much-too-long-name": letters, digits, '-' and '_', at most 15, starting with a letter or digit`,
 			`t.yaml:9:30: links[3].replay: testdata/missing.pcap: stat: no such file or directory`,
 			`t.yaml:9:52: links[3].timing: unknown timing "slow" (want original or fast)`,
 			`t.yaml:9:58: links[3].path: path applies to unix links, not file`,
+		}},
+		{"tap links", `
+			name: t
+			functions:
+			  a: {kind: router, interfaces: {eth0: 192.0.2.1/24, eth1: 198.51.100.1/24, eth2: 203.0.113.1/24, eth3: 10.0.0.1/24}}
+			links:
+			  - {ends: [a.eth0], netns: {name: c, craete: true}, host: {addresses: [192.0.2.1/24], routes: [default via 10.0.0.1]}}
+			  - {ends: [a.eth1], tap: t0, netns: bad/name, host: {masquerade: yes, routes: [10.0.0.0/8 dev x, default via 2001:db8::1]}}
+			  - {ends: [a.eth2], tap: t0, host: [x]}
+			  - {ends: [a.eth3], tap: t0, netns: {create: true}, host: {addresses: [10.0.0.2/24], routes: [default via 10.0.0.2, 10.1.0.0/16 via 10.0.0.1], forward: true}}
+			`, []string{
+			`t.yaml:5:39: links[0].netns.craete: unknown key "craete" (did you mean "create"?)`,
+			`t.yaml:5:73: links[0].host.addresses[0]: address 192.0.2.1 is already on a.eth0`,
+			`t.yaml:5:97: links[0].host.routes[0]: gateway 10.0.0.1 is on none of the TAP's subnets (host.addresses: 192.0.2.1/24)`,
+			`t.yaml:6:38: links[1].netns: bad network namespace name "bad/name": letters, digits, '.', '-' and '_', at most 64, starting with a letter or digit`,
+			`t.yaml:6:67: links[1].host.masquerade: want true or false, got "yes"`,
+			`t.yaml:6:81: links[1].host.routes[0]: route "10.0.0.0/8 dev x": a host route goes through the link's TAP device: leave out dev`,
+			`t.yaml:6:99: links[1].host.routes[1]: gateway 2001:db8::1 is on none of the TAP's subnets (host.addresses: none)`,
+			`t.yaml:7:22: links[2].tap: TAP device t0 in the runner's network namespace is links[1]'s already (t.yaml:6:22)`,
+			`t.yaml:7:37: links[2].host: want the TAP's kernel side: {addresses: [...], routes: [...], masquerade: true, forward: true}, got a list`,
+			`t.yaml:8:22: links[3].tap: TAP device t0 in the runner's network namespace is links[1]'s already (t.yaml:6:22)`,
+			`t.yaml:8:38: links[3].netns: a netns needs a name: {name: NAME, create: true}`,
+			`t.yaml:8:96: links[3].host.routes[0]: gateway 10.0.0.2 is the TAP's own address`,
 		}},
 		{"mirrors", `
 			name: t

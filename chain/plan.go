@@ -32,6 +32,10 @@ type Plan struct {
 	Functions []FunctionPlan `json:"functions"`
 	Links     []LinkPlan     `json:"links"`
 	Mirrors   []MirrorPlan   `json:"mirrors,omitempty"`
+	// Host is what the runner creates in the host's kernel for tap links
+	// (namespaces, TAP devices, addresses, routes, nftables rules); nil
+	// without tap links.
+	Host *HostPlan `json:"host,omitempty"`
 	// Notes are things the user should know before running the chain
 	// (a link that needs root, frames on the runner's stdin).
 	Notes []string `json:"notes,omitempty"`
@@ -158,8 +162,8 @@ type LinkPlan struct {
 	// Path is a unix link's socket: end 0 listens, end 1 (if any)
 	// connects.
 	Path string `json:"path,omitempty"`
-	// TAP is a tap link's device and network namespace. Running tap
-	// links is not supported yet by `chain up`.
+	// TAP is a tap link's device and Netns its network namespace (empty:
+	// the runner's); Plan.Host says how the runner sets them up.
 	TAP   string `json:"tap,omitempty"`
 	Netns string `json:"netns,omitempty"`
 	// Replay and Record are a file link's captures; OriginalTiming
@@ -316,7 +320,14 @@ func Resolve(s *Spec) *Plan {
 			p.Runtime.Sockets = append(p.Runtime.Sockets, l.Path)
 		case TAP:
 			lp.TAP, lp.Netns = l.TAPName, l.Netns
-			p.Notes = append(p.Notes, fmt.Sprintf("link %s: a tap link needs CAP_NET_ADMIN, and `chain up` does not run tap links yet", l.Name))
+			if lp.TAP == "" {
+				lp.TAP = TAPDevice(s.Name, l.Name)
+			}
+			need := "CAP_NET_ADMIN"
+			if l.Netns != "" {
+				need += " and CAP_SYS_ADMIN (netns)"
+			}
+			p.Notes = append(p.Notes, fmt.Sprintf("link %s: a tap link needs %s: run `chain up` as root", l.Name, need))
 		case File:
 			lp.Replay, lp.Record, lp.OriginalTiming = l.Replay, l.Record, l.OriginalTiming
 		case Stdin:
@@ -427,6 +438,7 @@ func Resolve(s *Spec) *Plan {
 		sort.Strings(fp.Env)
 		p.Functions = append(p.Functions, fp)
 	}
+	p.Host = resolveHost(s, p)
 	return p
 }
 
@@ -459,6 +471,9 @@ func (p *Plan) endpoint(fp *FunctionPlan, l *LinkPlan, link, end int, ifname str
 		}
 		return "unix:" + l.Path
 	case TAP:
+		if l.Netns != "" {
+			return "tap:" + l.TAP + ",netns=" + l.Netns
+		}
 		return "tap:" + l.TAP
 	case File:
 		rx, tx := "none", "none"

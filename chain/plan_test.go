@@ -283,7 +283,7 @@ func TestConfigs(t *testing.T) {
 // -update rewrites them). Absolute paths under the repository read $ROOT.
 func TestGolden(t *testing.T) {
 	root, _ := filepath.Abs("..")
-	for _, spec := range []string{"testdata/transports.yaml", "../configs/quickstart.yaml", "../configs/nat-firewall.yaml", "../configs/pipeline.yaml", "../configs/loadbalancer.yaml", "../configs/mirror.yaml"} {
+	for _, spec := range []string{"testdata/transports.yaml", "../configs/quickstart.yaml", "../configs/nat-firewall.yaml", "../configs/pipeline.yaml", "../configs/loadbalancer.yaml", "../configs/mirror.yaml", "../configs/tap-gateway.yaml"} {
 		name := strings.TrimSuffix(filepath.Base(spec), ".yaml")
 		t.Run(name, func(t *testing.T) {
 			b, err := os.ReadFile(spec)

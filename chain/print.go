@@ -66,6 +66,9 @@ func (p *Plan) WriteText(w io.Writer) error {
 			fmt.Fprintf(b, "  [%d] links[%d] %s: %s\n", i, m.Link, p.Links[m.Link].Name, mirrorText(m))
 		}
 	}
+	if p.Host != nil {
+		p.Host.writeText(b, p)
+	}
 	if len(p.Notes) > 0 {
 		fmt.Fprintln(b, "\nnotes")
 		for _, n := range p.Notes {

@@ -284,8 +284,15 @@ type Link struct {
 	// Path is a unix link's socket path (absolute).
 	Path string
 	// TAPName and Netns are a tap link's device and optional network
-	// namespace.
+	// namespace. An empty TAPName has the runner derive a name from the
+	// chain's and the link's (TAPDevice). NetnsCreate has the runner
+	// create Netns, and delete it when the chain stops; otherwise Netns
+	// must exist.
 	TAPName, Netns string
+	NetnsCreate    bool
+	// Host is what a tap link's kernel side gets: addresses, routes and
+	// host nftables rules; nil for none.
+	Host *TAPHost
 	// Replay and Record are a file link's input and output captures
 	// (absolute paths; either may be empty). OriginalTiming replays at the
 	// capture's pace.

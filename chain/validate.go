@@ -50,6 +50,7 @@ func (d *decoder) check(s *Spec) {
 		d.checkLink(fns, l)
 	}
 	d.checkAddresses(s)
+	d.checkTAPs(s)
 	for _, fn := range s.Functions {
 		d.in(fn).checkRoutes(fn)
 		d.in(fn).checkRules(fn)
@@ -381,6 +382,9 @@ func defaultLinkName(l *Link) string {
 	a := l.Ends[0].String()
 	switch l.Transport {
 	case TAP:
+		if l.TAPName == "" {
+			return a + "--tap"
+		}
 		return a + "--tap-" + l.TAPName
 	case File:
 		return a + "--file"
