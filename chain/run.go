@@ -177,10 +177,13 @@ func Up(ctx context.Context, p *Plan, o RunOptions) int {
 	return r.summary()
 }
 
-// setup creates the runtime directory, the links' objects and each
-// function's descriptors and log file.
+// setup creates the runtime directory, the links' objects (for tap links,
+// the host's: see setupHost) and each function's descriptors and log file.
 func (r *runner) setup() error {
 	rt := r.p.Runtime
+	if err := checkHostPrivileges(r.p); err != nil {
+		return err
+	}
 	if err := cleanLeftovers(rt); err != nil {
 		return err
 	}
@@ -205,6 +208,11 @@ func (r *runner) setup() error {
 				return fmt.Errorf("unix link %s: something is listening on it already", path)
 			}
 			os.Remove(path)
+		}
+	}
+	if r.p.Host != nil {
+		if err := setupHost(r.p, r.o.Err); err != nil {
+			return err
 		}
 	}
 	r.links = make([]linkFiles, len(r.p.Links))
@@ -249,7 +257,7 @@ func (r *runner) setup() error {
 				r.fifos = append(r.fifos, f)
 			}
 		case TAP:
-			return fmt.Errorf("link %s: tap links are not run by `chain up` yet", l.Name)
+			// setupHost made the device; the function opens it by name.
 		}
 	}
 	for i := range r.p.Functions {
@@ -664,6 +672,10 @@ func (r *runner) teardown() {
 	os.RemoveAll(filepath.Join(rt.Dir, "links"))
 	os.Remove(rt.Control)
 	os.Remove(rt.PIDFile)
+	// Last: the functions that held the TAP devices are gone.
+	if err := cleanHost(filepath.Join(rt.Dir, hostRecordFile), true); err != nil {
+		fmt.Fprintf(r.o.Err, "nfpipe: chain %s: %v\n", r.p.Chain, err)
+	}
 }
 
 // summary prints one line per function and returns the exit status.
@@ -706,7 +718,8 @@ func (r *runner) summary() int {
 }
 
 // cleanLeftovers makes way for a new run of the chain: a live runner is an
-// error; what a crashed one left (processes, sockets, FIFOs) is removed.
+// error; what a crashed one left (processes, sockets, FIFOs, and the host
+// objects its record lists) is removed.
 func cleanLeftovers(rt Runtime) error {
 	if b, err := os.ReadFile(rt.PIDFile); err == nil {
 		var pid int
@@ -729,6 +742,10 @@ func cleanLeftovers(rt Runtime) error {
 				syscall.Kill(-pid, syscall.SIGKILL)
 			}
 		}
+	}
+	// TAP devices, namespaces and nftables tables it made.
+	if err := cleanHost(filepath.Join(rt.Dir, hostRecordFile), false); err != nil {
+		return fmt.Errorf("cleaning up after the last run: %w", err)
 	}
 	if err := os.RemoveAll(rt.Dir); err != nil {
 		return fmt.Errorf("cleaning the runtime directory %s: %w", rt.Dir, err)
