@@ -93,6 +93,7 @@ type fnRun struct {
 	exit     int // last exit status (-1 while running)
 	started  time.Time
 	reason   string
+	drops    int64 // frames its links dropped, as last seen (see frames)
 	proc     *os.Process
 	ended    chan struct{} // closed when the supervisor goroutine is done
 }
@@ -168,7 +169,9 @@ func Up(ctx context.Context, p *Plan, o RunOptions) int {
 		r.settle(ctx, 50*time.Millisecond, 3*time.Second)
 	case <-ctx.Done():
 		fmt.Fprintf(o.Err, "nfpipe: chain %s: stopping\n", p.Chain)
+		r.frames(context.Background()) // the drops, for the summary
 	case <-r.stopping:
+		r.frames(context.Background())
 	}
 	r.stop()
 	for _, f := range r.fns {
@@ -566,7 +569,7 @@ func (r *runner) settle(ctx context.Context, quiet, limit time.Duration) {
 }
 
 // frames sums the frames every running function's interfaces received and
-// sent.
+// sent, and records each function's drops for the summary.
 func (r *runner) frames(ctx context.Context) int64 {
 	var total int64
 	for _, f := range r.fns {
@@ -577,6 +580,7 @@ func (r *runner) frames(ctx context.Context) int64 {
 			Stack struct {
 				Interfaces []struct {
 					Counters map[string]int64 `json:"counters"`
+					Drops    int64            `json:"drops"`
 				} `json:"interfaces"`
 			} `json:"stack"`
 		}
@@ -586,9 +590,14 @@ func (r *runner) frames(ctx context.Context) int64 {
 		if err != nil {
 			continue
 		}
+		var drops int64
 		for _, ifc := range rep.Stack.Interfaces {
 			total += ifc.Counters["rx_frames"] + ifc.Counters["tx_frames"]
+			drops += ifc.Drops
 		}
+		f.mu.Lock()
+		f.drops = drops
+		f.mu.Unlock()
 	}
 	return total
 }
@@ -662,6 +671,16 @@ func (r *runner) teardown() {
 		}
 	}
 	rt := r.p.Runtime
+	// A runner that could not start because the chain runs already must
+	// leave the running one's sockets, FIFOs and host objects alone: the
+	// runtime directory is the runner's whose PID file it holds.
+	var pid int
+	if b, err := os.ReadFile(rt.PIDFile); err == nil {
+		fmt.Sscanf(string(b), "%d", &pid)
+	}
+	if pid != os.Getpid() {
+		return
+	}
 	for _, path := range rt.FIFOs {
 		os.Remove(path)
 	}
@@ -685,7 +704,7 @@ func (r *runner) summary() int {
 		status = UpFailed
 	}
 	w := r.o.Err
-	fmt.Fprintf(w, "\n%-14s %-9s %-10s %5s %8s  %s\n", "FUNCTION", "KIND", "RESULT", "EXIT", "RESTARTS", "NOTE")
+	fmt.Fprintf(w, "\n%-14s %-9s %-10s %5s %8s %8s  %s\n", "FUNCTION", "KIND", "RESULT", "EXIT", "RESTARTS", "DROPS", "NOTE")
 	for _, f := range r.fns {
 		f.mu.Lock()
 		result := "ok"
@@ -706,7 +725,7 @@ func (r *runner) summary() int {
 		if result == "failed" && note == "" {
 			note = "see " + f.plan.Log
 		}
-		fmt.Fprintf(w, "%-14s %-9s %-10s %5d %8d  %s\n", f.plan.Name, f.plan.Kind, result, f.exit, f.restarts, note)
+		fmt.Fprintf(w, "%-14s %-9s %-10s %5d %8d %8d  %s\n", f.plan.Name, f.plan.Kind, result, f.exit, f.restarts, f.drops, note)
 		f.mu.Unlock()
 	}
 	verdict := "passed"
@@ -714,6 +733,13 @@ func (r *runner) summary() int {
 		verdict = "FAILED"
 	}
 	fmt.Fprintf(w, "chain %s %s in %v; logs in %s\n", r.p.Chain, verdict, time.Since(r.started).Round(time.Millisecond), r.p.Runtime.Logs)
+	var drops int64
+	for _, f := range r.fns {
+		drops += f.drops
+	}
+	if drops > 0 {
+		fmt.Fprintf(w, "%d frames were dropped on the way (queues full, frames for other MACs, malformed input...): 'nfpipe chain stats' while it runs, or the functions' --stats, say where\n", drops)
+	}
 	return status
 }
 

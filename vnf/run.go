@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -176,6 +177,19 @@ func (r *Runner) Run(ctx context.Context, cfg Config) int {
 	}
 	if !stk.Drain(drainTimeout) {
 		log.Warn("not every queued frame was written before stopping; the rest is dropped and counted")
+	}
+	// Every lost frame is counted; say so where a user looks, not only in
+	// --stats.
+	for _, ifc := range stk.Stats().Interfaces {
+		if ifc.Drops > 0 {
+			var why []string
+			for _, k := range []string{"rx_malformed", "rx_other_host", "rx_dropped", "tx_no_path", "tx_errors", "tx_queue_drops"} {
+				if v := ifc.Counters[k]; v > 0 {
+					why = append(why, fmt.Sprintf("%s=%d", k, v))
+				}
+			}
+			log.Warn("frames dropped", "if", ifc.Name, "drops", ifc.Drops, "counters", strings.Join(why, " "))
+		}
 	}
 	code := ExitOK
 	if fnErr != nil && !errors.Is(fnErr, context.Canceled) {
