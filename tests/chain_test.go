@@ -405,7 +405,7 @@ func TestChainPipelineStdio(t *testing.T) {
 	for i, r := range res {
 		wantCode(t, fmt.Sprintf("stage %d", i+1), r, 0)
 	}
-	wantContains(t, "chain", res[1].Stderr, "nat            router    ok             0        0  finished", "chain nat-filter passed")
+	wantContains(t, "chain", res[1].Stderr, "nat            router    ok             0        0        0  finished", "chain nat-filter passed")
 	wantContains(t, "sink", res[2].Stdout+res[2].Stderr, "sink udp:9000: 100 packets", "100.64.0.1:")
 	wantLeftovers(t, filepath.Join(root, "nat-filter"))
 }
