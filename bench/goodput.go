@@ -15,6 +15,19 @@ import (
 // frame limit of nfpipe's links.
 const bigMTU = 65000
 
+// goodputRowName names a goodput figure (the targets look them up).
+func goodputRowName(hops int, transport string, mtu int) string {
+	return fmt.Sprintf("nfpipe %s, %s, MTU %d", hopsStr(hops), transport, mtu)
+}
+
+// hopsStr is "1 hop", "4 hops".
+func hopsStr(n int) string {
+	if n == 1 {
+		return "1 hop"
+	}
+	return fmt.Sprintf("%d hops", n)
+}
+
 // goodputCase is one chain of the goodput section.
 type goodputCase struct {
 	transport string
@@ -65,7 +78,7 @@ func runGoodput(ctx context.Context, h *harness) error {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			name := fmt.Sprintf("nfpipe %d hops, %s, MTU %d", hops, c.transport, c.mtu)
+			name := goodputRowName(hops, c.transport, c.mtu)
 			g, err := h.bulk(ctx, hops, c.transport, c.mtu, secs)
 			if err != nil {
 				h.fail(name, "Gbit/s", err)

@@ -38,8 +38,9 @@ type harness struct {
 	notes    []string
 	series   map[string][]point // plot data, by plot and series
 	cdfs     map[string][]float64
-	cleanups []func() // undone last-in first-out
-	seq      int      // for unique names within the run
+	pps      map[int]*ppsBest // best small-packet rate by hops, for the targets
+	cleanups []func()         // undone last-in first-out
+	seq      int              // for unique names within the run
 }
 
 // row is one figure of the results table.

@@ -35,7 +35,8 @@ type kernelTopo struct {
 	variant string
 	c, s, r string
 	procs   []*proc
-	router  *proc // the nfpipe router or the copier, for its RSS
+	router  *proc  // the nfpipe router or the copier, for its RSS
+	ctl     string // the nfpipe router's control socket
 	nss     []string
 }
 
@@ -216,7 +217,7 @@ func (h *harness) newKernelTopo(ctx context.Context, variant string, mtu int) (k
 		if err != nil {
 			return kt, err
 		}
-		kt.procs, kt.router = append(kt.procs, p), p
+		kt.procs, kt.router, kt.ctl = append(kt.procs, p), p, ctl
 		// The control socket answers once the stack runs with its rules.
 		if err := p.waitFor("control socket", 15*time.Second, func() bool {
 			c, err := net.Dial("unix", ctl)

@@ -1,0 +1,149 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"regexp"
+	"slices"
+	"strconv"
+	"time"
+)
+
+// pingTime matches a reply line of the ping application and of iputils'
+// ping alike: "64 bytes from ADDR: icmp_seq=N ttl=T time=0.380 ms".
+var pingTime = regexp.MustCompile(`icmp_seq=\d+ ttl=\d+ time=([0-9.]+) ms`)
+
+// pingSamples returns the round-trip times of a ping output, in µs.
+func pingSamples(out string) []float64 {
+	var s []float64
+	for _, m := range pingTime.FindAllStringSubmatch(out, -1) {
+		if v, err := strconv.ParseFloat(m[1], 64); err == nil {
+			s = append(s, v*1000)
+		}
+	}
+	return s
+}
+
+// quantile of a sample set (nearest rank).
+func quantile(s []float64, q float64) float64 {
+	c := slices.Clone(s)
+	slices.Sort(c)
+	i := int(math.Ceil(q*float64(len(c)))) - 1
+	return c[max(0, min(i, len(c)-1))]
+}
+
+func latencyRowName(hops int, q string) string {
+	return fmt.Sprintf("nfpipe chain, %s, %s", hopsStr(hops), q)
+}
+
+// runLatency measures round trips (ICMP echo, one at a time every 2ms)
+// through nfpipe chains of 0, 1 and 4 routers, and, for scale, between
+// two kernels over a veth pair, through a kernel router, and through an
+// nfpipe router on TAPs with kernels at both ends. Baselines: the kernel
+// veth pair for the no-hop figures, the 0-hop chain for the chains with
+// routers, the kernel router for the nfpipe router on TAPs.
+func runLatency(ctx context.Context, h *harness) error {
+	count := 2000
+	if h.o.quick {
+		count = 300
+	}
+	const interval = 2 * time.Millisecond
+	type res struct{ p50, p99 float64 }
+	got := map[string]res{}
+	add := func(key, name string, samples []float64, want int, baseKey, baseName string) {
+		r := res{quantile(samples, 0.5), quantile(samples, 0.99)}
+		got[key] = r
+		for _, q := range []struct {
+			name string
+			v    float64
+			b    func(res) float64
+		}{{"p50", r.p50, func(x res) float64 { return x.p50 }}, {"p99", r.p99, func(x res) float64 { return x.p99 }}} {
+			rw := row{Name: name + ", " + q.name, Value: q.v, Unit: "µs", Note: fmt.Sprintf("%d of %d replies", len(samples), want)}
+			if b, ok := got[baseKey]; ok {
+				rw.Baseline, rw.BaseVal = baseName+", "+q.name, q.b(b)
+			}
+			h.add(rw)
+		}
+		h.cdf(name, samples)
+	}
+
+	// The kernels first: they are the baselines.
+	kernelCases := []struct{ variant, name, baseKey, baseName string }{
+		{kvVeth, "kernel ↔ kernel, veth pair (no hop)", "", ""},
+		{kvKernel, "kernel → Linux kernel router → kernel", kvVeth, "kernel ↔ kernel, veth pair (no hop)"},
+		{kvNfpipeBare, "kernel → nfpipe router (TAP) → kernel", kvKernel, "kernel → Linux kernel router → kernel"},
+	}
+	for _, k := range kernelCases {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		samples, err := h.kernelPing(ctx, k.variant, count, interval)
+		if err != nil {
+			h.fail(k.name+", p50", "µs", err)
+			continue
+		}
+		add(k.variant, k.name, samples, count, k.baseKey, k.baseName)
+	}
+	for _, hops := range []int{0, 1, 4} {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		name := fmt.Sprintf("nfpipe chain, %s", hopsStr(hops))
+		t := topo{name: h.name("lat"), hops: hops, serve: []string{"echo udp:7"}}
+		t.client = []string{fmt.Sprintf("ping %s count=%d interval=%v timeout=1s", t.serverAddr(), count, interval)}
+		c, err := h.upChain(ctx, t)
+		if err != nil {
+			h.fail(name+", p50", "µs", err)
+			continue
+		}
+		out, err := c.finish(time.Duration(count)*interval + 40*time.Second)
+		if err != nil {
+			h.fail(name+", p50", "µs", err)
+			continue
+		}
+		samples := pingSamples(out.text("client"))
+		if len(samples) == 0 {
+			h.fail(name+", p50", "µs", fmt.Errorf("no replies: %s", lastLines(out.text("client")+out.stderr, 3)))
+			continue
+		}
+		baseKey, baseName := "chain0", latencyRowName(0, "")
+		if hops == 0 {
+			baseKey, baseName = kvVeth, "kernel ↔ kernel, veth pair (no hop)"
+		}
+		add(fmt.Sprintf("chain%d", hops), name, samples, count, baseKey, trimComma(baseName))
+	}
+	h.note("4. Latency", fmt.Sprintf("%d ICMP echo requests %v apart, 56-byte payload; nfpipe chains use the host's ping application, "+
+		"kernels iputils ping; quantiles by nearest rank.", count, interval))
+	return nil
+}
+
+// trimComma drops the ", " a row name helper leaves with no quantile.
+func trimComma(s string) string {
+	if len(s) >= 2 && s[len(s)-2:] == ", " {
+		return s[:len(s)-2]
+	}
+	return s
+}
+
+// kernelPing builds a kernel topology and pings S from C with iputils.
+func (h *harness) kernelPing(ctx context.Context, variant string, count int, interval time.Duration) ([]float64, error) {
+	kt, err := h.newKernelTopo(ctx, variant, 1500)
+	if err != nil {
+		return nil, err
+	}
+	defer kt.close()
+	// One ping first resolves the neighbours, so that the first sample
+	// does not carry an ARP exchange.
+	h.run(ctx, 5*time.Second, inNS(kt.c, "ping", "-c", "1", "-W", "1", kt.serverAddr())...)
+	out, err := h.run(ctx, time.Duration(count)*interval+30*time.Second,
+		inNS(kt.c, "ping", "-c", strconv.Itoa(count), "-i", fmt.Sprintf("%g", interval.Seconds()), "-W", "1", kt.serverAddr())...)
+	samples := pingSamples(out)
+	if len(samples) == 0 {
+		if err == nil {
+			err = fmt.Errorf("no replies")
+		}
+		return nil, err
+	}
+	return samples, nil
+}
