@@ -2,7 +2,7 @@
 GO ?= go
 BIN := bin/nfpipe
 
-.PHONY: all build demo test test-short fuzz deps vet clean
+.PHONY: all build demo test test-short fuzz deps vet bench bench-quick clean
 
 all: build
 
@@ -35,6 +35,15 @@ fuzz:
 	for t in $$($(GO) test -list 'Fuzz.*' ./netstack/frame/ | grep ^Fuzz); do \
 		$(GO) test -run='^$$' -fuzz="^$$t$$" -fuzztime=$(FUZZTIME) ./netstack/frame/ || exit 1; \
 	done
+
+# Benchmarks against the kernel, a bare frame copier, slirp4netns and pasta
+# (root: network namespaces). bench-quick is for development: under 2
+# minutes, indicative numbers only.
+bench:
+	$(GO) run ./bench
+
+bench-quick:
+	$(GO) run ./bench --quick
 
 clean:
 	rm -rf bin
