@@ -413,7 +413,10 @@ func ipNet(p netip.Prefix) *net.IPNet {
 // forwarding turns IP forwarding on in a namespace the runner created, or
 // warns when it is off in one it did not.
 func forwarding(f ForwardingPlan, warn io.Writer) error {
-	keys := []string{"/proc/sys/net/ipv4/ip_forward", "/proc/sys/net/ipv6/conf/all/forwarding"}
+	var keys []string
+	for _, k := range f.sysctls() {
+		keys = append(keys, "/proc/sys/"+strings.ReplaceAll(k, ".", "/"))
+	}
 	h, ok, err := nsHandle(f.Netns)
 	if !ok {
 		return err

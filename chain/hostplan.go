@@ -62,9 +62,12 @@ type TAPPlan struct {
 	Routes []HostRoute    `json:"routes,omitempty"`
 }
 
-// ForwardingPlan is a namespace whose kernel must forward IPv4 and IPv6.
+// ForwardingPlan is a namespace whose kernel must forward, for the
+// families of its tap links' host addresses (both when they have none).
 type ForwardingPlan struct {
 	Netns string `json:"netns,omitempty"`
+	IPv4  bool   `json:"ipv4"`
+	IPv6  bool   `json:"ipv6"`
 	// Set: the runner created the namespace and turns forwarding on in
 	// it. Otherwise it is a setting of the host's it does not change: it
 	// warns if forwarding is off.
@@ -125,7 +128,7 @@ func resolveHost(s *Spec, p *Plan) *HostPlan {
 	h := &HostPlan{Record: filepath.Join(p.Runtime.Dir, hostRecordFile)}
 	netns := map[string]int{}
 	tables := map[string]int{}
-	forwarding := map[string]bool{}
+	forwarding := map[string]int{}
 	for i, l := range s.Links {
 		if l.Transport != TAP || len(l.Ends) != 1 {
 			continue
@@ -149,10 +152,18 @@ func resolveHost(s *Spec, p *Plan) *HostPlan {
 		if hh == nil || !hh.Forward && !hh.Masquerade {
 			continue
 		}
-		if !forwarding[l.Netns] {
-			forwarding[l.Netns] = true
+		fw, ok := forwarding[l.Netns]
+		if !ok {
+			fw = len(h.Forwarding)
+			forwarding[l.Netns] = fw
 			h.Forwarding = append(h.Forwarding, ForwardingPlan{Netns: l.Netns})
 		}
+		v4, v6 := len(hh.Addrs) == 0, len(hh.Addrs) == 0
+		for _, a := range hh.Addrs {
+			v4, v6 = v4 || a.Addr().Is4(), v6 || a.Addr().Is6()
+		}
+		h.Forwarding[fw].IPv4 = h.Forwarding[fw].IPv4 || v4
+		h.Forwarding[fw].IPv6 = h.Forwarding[fw].IPv6 || v6
 		j, ok := tables[l.Netns]
 		if !ok {
 			j = len(h.NFTables)
@@ -233,10 +244,11 @@ func (h *HostPlan) writeText(w io.Writer, p *Plan) {
 		}
 	}
 	for _, f := range h.Forwarding {
+		keys := strings.Join(f.sysctls(), "=1 ") + "=1"
 		if f.Set {
-			fmt.Fprintf(w, "  sysctl    net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1%s\n", nsText(f.Netns))
+			fmt.Fprintf(w, "  sysctl    %s%s\n", keys, nsText(f.Netns))
 		} else {
-			fmt.Fprintf(w, "  sysctl    forwarding must be on%s (checked, not changed: a warning if off)\n", nsText(f.Netns))
+			fmt.Fprintf(w, "  sysctl    %s must be set%s (checked, not changed: a warning if off)\n", keys, nsText(f.Netns))
 		}
 	}
 	for _, t := range h.NFTables {
@@ -256,4 +268,16 @@ func nsText(ns string) string {
 		return " in the runner's netns"
 	}
 	return " in netns " + ns
+}
+
+// sysctls are the forwarding settings the namespace needs.
+func (f ForwardingPlan) sysctls() []string {
+	var out []string
+	if f.IPv4 {
+		out = append(out, "net.ipv4.ip_forward")
+	}
+	if f.IPv6 {
+		out = append(out, "net.ipv6.conf.all.forwarding")
+	}
+	return out
 }
