@@ -3,7 +3,7 @@
 # packages already present are skipped, so running it again is cheap.
 set -euo pipefail
 
-packages=(tcpdump iproute2 iputils-ping curl tshark iptables)
+packages=(tcpdump iproute2 iputils-ping curl tshark iptables iperf3 nftables python3)
 
 missing=()
 for p in "${packages[@]}"; do
@@ -23,6 +23,8 @@ echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 # tshark asks whether non-root users may capture; answer no without a prompt.
 echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
+# iperf3 asks whether to run a server at boot; the tests start their own.
+echo "iperf3 iperf3/start_daemon boolean false" | debconf-set-selections
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 echo "install-deps: done"
