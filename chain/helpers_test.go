@@ -9,8 +9,8 @@ import (
 	"github.com/spf13/viper"
 
 	"github.com/nfpipe/nfpipe/vnf"
-	"github.com/nfpipe/nfpipe/vnf/kindflags"
 	"github.com/nfpipe/nfpipe/vnf/host"
+	"github.com/nfpipe/nfpipe/vnf/kindflags"
 	"github.com/nfpipe/nfpipe/vnf/router"
 )
 
