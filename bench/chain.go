@@ -285,10 +285,17 @@ func (o *chainOutput) stats(fn string) (*statsReport, error) {
 	if first < 0 {
 		return nil, fmt.Errorf("%s printed no --stats=json report (%s)", fn, lastLines(o.text(fn)+"\n"+o.stderr, 3))
 	}
+	// The function's log lines share its prefix and can land inside the
+	// report; the report's own lines are indented or braces.
+	body := []string{"{"}
 	for i := first + 1; i < len(ls); i++ {
+		if strings.HasPrefix(ls[i], "time=") {
+			continue
+		}
+		body = append(body, ls[i])
 		if ls[i] == "}" {
 			var r statsReport
-			if err := json.Unmarshal([]byte(strings.Join(ls[first:i+1], "\n")), &r); err != nil {
+			if err := json.Unmarshal([]byte(strings.Join(body, "\n")), &r); err != nil {
 				return nil, fmt.Errorf("%s: --stats=json: %w", fn, err)
 			}
 			return &r, nil
