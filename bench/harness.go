@@ -78,7 +78,7 @@ func newHarness(o options) (*harness, error) {
 	if err != nil {
 		return nil, fmt.Errorf("finding this binary: %w", err)
 	}
-	work, err := os.MkdirTemp("", "nfpb")
+	work, err := os.MkdirTemp("", fmt.Sprintf("nfpb-%d-", os.Getpid()))
 	if err != nil {
 		return nil, err
 	}
@@ -377,9 +377,24 @@ func (s *syncBuffer) String() string {
 // of the run that made them.
 var staleNS = regexp.MustCompile(`^nfpb[a-z]+\d+-(\d+)$`)
 
-// cleanStale deletes the namespaces of runs whose process is gone, and
-// nothing else.
+// staleWork matches the scratch directories of this harness in the
+// temporary directory, by the pid of their run.
+var staleWork = regexp.MustCompile(`^nfpb-(\d+)-\d+$`)
+
+// cleanStale deletes the namespaces and scratch directories of runs whose
+// process is gone, and nothing else.
 func (h *harness) cleanStale() {
+	if ents, err := os.ReadDir(os.TempDir()); err == nil {
+		for _, e := range ents {
+			m := staleWork.FindStringSubmatch(e.Name())
+			if m == nil || !e.IsDir() {
+				continue
+			}
+			if pid, _ := strconv.Atoi(m[1]); pid != os.Getpid() && unix.Kill(pid, 0) == unix.ESRCH {
+				os.RemoveAll(filepath.Join(os.TempDir(), e.Name()))
+			}
+		}
+	}
 	ents, err := os.ReadDir("/run/netns")
 	if err != nil {
 		return
