@@ -113,8 +113,11 @@ func (h *harness) prepare(ctx context.Context) error {
 	if !h.o.noDeps {
 		cmd := exec.CommandContext(ctx, filepath.Join(h.root, "bench", "install-deps.sh"))
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		// Without the network (or apt) the run goes on with what is
+		// installed: what needs a missing tool fails with its name.
 		if err := cmd.Run(); err != nil {
-			return fmt.Errorf("bench/install-deps.sh: %w", err)
+			h.logf("bench/install-deps.sh: %v; going on with what is installed", err)
+			h.note("setup", fmt.Sprintf("bench/install-deps.sh failed (%v): measurements needing a missing tool failed", err))
 		}
 	}
 	h.nfpipe = h.o.nfpipe
