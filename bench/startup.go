@@ -49,6 +49,7 @@ func runStartup(ctx context.Context, h *harness) error {
 		h.fail("bare Go process: exec to first line", "ms", err)
 	} else {
 		h.add(row{Name: "bare Go process: exec to first line", Value: bareMS, Unit: "ms", Note: "this binary, doing nothing"})
+		h.add(row{Name: "bare Go process RSS", Value: bareRSS, Unit: "MB", Note: "this binary, doing nothing"})
 	}
 	var oneMS float64
 	var idleRouter, idleHost float64
@@ -100,9 +101,6 @@ func runStartup(ctx context.Context, h *harness) error {
 			h.add(row{Name: "64-function chain: total RSS", Value: total, Unit: "MB", Baseline: "64 bare Go processes", BaseVal: 64 * bareRSS,
 				Note: fmt.Sprintf("%d functions measured", len(res.routerMB)+len(res.hostMB))})
 		}
-	}
-	if bareRSS > 0 {
-		h.add(row{Name: "bare Go process RSS", Value: bareRSS, Unit: "MB", Note: "this binary, doing nothing"})
 	}
 
 	// Under load: one router forwarding a bulk transfer.
