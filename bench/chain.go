@@ -185,9 +185,11 @@ func (h *harness) upChain(ctx context.Context, t topo) (*chainRun, error) {
 		return nil, err
 	}
 	path := filepath.Join(dir, "chain.yaml")
-	if err := os.WriteFile(path, []byte(t.spec()), 0o644); err != nil {
+	spec := t.spec()
+	if err := os.WriteFile(path, []byte(spec), 0o644); err != nil {
 		return nil, err
 	}
+	h.saveRaw(t.name+".yaml", spec)
 	rt := filepath.Join(h.work, "rt")
 	c := &chainRun{h: h, t: t, runtime: filepath.Join(rt, t.name), start: time.Now()}
 	p, err := h.start(ctx, "chain "+t.name, []string{h.nfpipe, "chain", "up", "--grace", "3s", path},

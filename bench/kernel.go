@@ -425,6 +425,7 @@ func runKernelEnds(ctx context.Context, h *harness) error {
 			cases = append(cases, kcase{v, bigMTU, 1})
 		}
 	}
+	h.saveRaw("bench.rules", benchRules)
 	ceiling := map[int]float64{}
 	for _, c := range cases {
 		if ctx.Err() != nil {
