@@ -489,9 +489,13 @@ func (r *runner) waitReady(ctx context.Context, group []*fnRun) error {
 			}
 			select {
 			case <-f.ended:
-				// A client may finish before anyone looks; anything else
+				// A client, or a function whose input ran out (a short
+				// replay), may finish before anyone looks; anything else
 				// that ended is reported by its supervisor.
-				if !f.plan.Client {
+				f.mu.Lock()
+				done := f.state == StateExited && f.exit == 0
+				f.mu.Unlock()
+				if !f.plan.Client && !done {
 					return fmt.Errorf("function %s ended before it was ready; see %s", f.plan.Name, f.plan.Log)
 				}
 				continue
@@ -514,6 +518,9 @@ func (r *runner) waitReady(ctx context.Context, group []*fnRun) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-r.stopping:
+			if r.failed() == "" {
+				return nil // every function finished, or `chain down`
+			}
 			return errors.New("stopped while starting")
 		case <-time.After(3 * time.Millisecond):
 		}
