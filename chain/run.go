@@ -469,7 +469,8 @@ func (f *fnRun) ready() bool {
 func childEnv(env, extra []string) []string {
 	var out []string
 	for _, kv := range env {
-		if !strings.HasPrefix(kv, "NFPIPE_") {
+		// NFPIPE_CPUPROFILE_DIR is not a setting: it profiles every process.
+		if !strings.HasPrefix(kv, "NFPIPE_") || strings.HasPrefix(kv, "NFPIPE_CPUPROFILE_DIR=") {
 			out = append(out, kv)
 		}
 	}
