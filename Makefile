@@ -10,9 +10,11 @@ build:
 	$(GO) build -o $(BIN) ./cmd/nfpipe
 
 # The main job on a built-in default: hosts and a router as separate
-# processes, two-way over unix sockets and one-way over pipes.
+# processes, two-way over unix sockets and one-way over pipes; then the
+# built-in quickstart chain (client -> nat -> firewall -> server).
 demo: build
 	./$(BIN) demo
+	./$(BIN) chain up
 
 deps:
 	./scripts/install-deps.sh
