@@ -472,17 +472,24 @@ func inNS(ns string, argv ...string) []string {
 }
 
 // rssKB returns a process's resident set size in KiB, from /proc.
-func rssKB(pid int) (int64, error) {
+func rssKB(pid int) (int64, error) { return statusKB(pid, "VmRSS:") }
+
+// anonKB returns a process's private anonymous resident memory in KiB
+// (RssAnon): what the function itself costs, without the executable's
+// pages, which every nfpipe process shares.
+func anonKB(pid int) (int64, error) { return statusKB(pid, "RssAnon:") }
+
+func statusKB(pid int, field string) (int64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0, err
 	}
 	for _, l := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(l); len(f) >= 2 && f[0] == "VmRSS:" {
+		if f := strings.Fields(l); len(f) >= 2 && f[0] == field {
 			return strconv.ParseInt(f[1], 10, 64)
 		}
 	}
-	return 0, fmt.Errorf("pid %d: no VmRSS", pid)
+	return 0, fmt.Errorf("pid %d: no %s", pid, field)
 }
 
 // machineInfo is what the results record about where they were taken.

@@ -188,6 +188,9 @@ func (h *harness) targets() [][3]string {
 	if v, ok := h.find(idleRSSRowName); ok {
 		out = append(out, [3]string{"idle function ≤ 12 MB RSS", fmt.Sprintf("%.1f MB", v), yes(v <= 12)})
 	}
+	if v, ok := h.find(idleAnonRowName); ok {
+		out = append(out, [3]string{"… counting only its own memory (RssAnon; the executable's pages are shared)", fmt.Sprintf("%.1f MB", v), yes(v <= 12)})
+	}
 	return out
 }
 

@@ -20,6 +20,9 @@ func startupRowName(n int) string {
 
 const idleRSSRowName = "idle router RSS (median of an 8-function chain)"
 
+// idleAnonRowName is the idle router's private memory.
+const idleAnonRowName = "idle router private memory (RssAnon, median of an 8-function chain)"
+
 // runStartup measures how long `nfpipe chain up` takes to report a chain
 // of 1, 8, 32 and 64 functions ready (a host, routers, a host; every
 // function's control socket answers), the functions' resident memory when
@@ -96,6 +99,10 @@ func runStartup(ctx context.Context, h *harness) error {
 			idleRouter, idleHost = median(res.routerMB), median(res.hostMB)
 			h.add(row{Name: idleRSSRowName, Value: idleRouter, Unit: "MB", Baseline: "bare Go process RSS", BaseVal: bareRSS})
 			h.add(row{Name: "idle host RSS (median of an 8-function chain)", Value: idleHost, Unit: "MB", Baseline: "bare Go process RSS", BaseVal: bareRSS})
+			if len(res.routerAnonMB) > 0 {
+				h.add(row{Name: idleAnonRowName, Value: median(res.routerAnonMB), Unit: "MB", Baseline: idleRSSRowName, BaseVal: idleRouter,
+					Note: "RssAnon: the router's own memory; the rest of its RSS is the executable's pages, shared by every nfpipe process"})
+			}
 		case 64:
 			total := sum(res.routerMB) + sum(res.hostMB)
 			h.add(row{Name: "64-function chain: total RSS", Value: total, Unit: "MB", Baseline: "64 bare Go processes", BaseVal: 64 * bareRSS,
@@ -162,6 +169,7 @@ type startResult struct {
 	readyMS          float64
 	runnerSays       string    // the runner's own figure ("8 functions up in 150ms")
 	routerMB, hostMB []float64 // idle RSS per function
+	routerAnonMB     []float64 // idle private memory (RssAnon) per router
 }
 
 // startChain starts a chain of n functions that has no clients (so it
@@ -208,6 +216,9 @@ func (h *harness) startChain(ctx context.Context, n int, settle time.Duration) (
 		}
 		if strings.HasPrefix(fn, "r") {
 			res.routerMB = append(res.routerMB, float64(kb)/1024)
+			if akb, err := anonKB(pid); err == nil {
+				res.routerAnonMB = append(res.routerAnonMB, float64(akb)/1024)
+			}
 		} else {
 			res.hostMB = append(res.hostMB, float64(kb)/1024)
 		}
