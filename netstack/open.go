@@ -338,7 +338,9 @@ func (e *linkEndpoint) acceptLoop(l *net.UnixListener, format frame.Format) {
 			e.wg.Add(1)
 			go func() {
 				defer e.wg.Done()
-				if err := e.readLoop(frame.NewReader(format, c), false); err != nil {
+				// A session closed on our side (a new peer replaced it, a
+				// write failed, the link closes) ends without a warning.
+				if err := e.readLoop(frame.NewReader(format, c), false); err != nil && !errors.Is(err, net.ErrClosed) {
 					e.log.Warn("peer session ended", "if", e.name, "err", err)
 				}
 				if e.sink.CompareAndSwap(ref, nil) {
