@@ -27,6 +27,9 @@ type ConntrackConfig struct {
 	Timeouts ConntrackTimeouts
 }
 
+// fullWarnEvery spaces the table-full warnings out.
+const fullWarnEvery = 10 * time.Second
+
 // DefaultConntrackMax is Linux's nf_conntrack_max on a machine of this size.
 const DefaultConntrackMax = 262144
 
@@ -156,7 +159,10 @@ type conntrackGuard struct {
 	Dropped  atomic.Uint64 // new flows refused: table full
 	Inserted atomic.Uint64 // flows admitted
 	Expired  atomic.Uint64 // flows forgotten after their timeout
-	warned   atomic.Bool
+	// lastWarn is when the table-full warning was last logged (under
+	// mu): at most one every fullWarnEvery, with the drops since.
+	lastWarn    time.Time
+	warnedDrops uint64
 }
 
 func newConntrackGuard(cfg ConntrackConfig, known func(flowTuple) bool, log *slog.Logger) *conntrackGuard {
@@ -277,8 +283,11 @@ func (g *conntrackGuard) admit(proto tcpip.NetworkProtocolNumber, pkt *stack.Pac
 	}
 	if len(g.flows) >= g.max {
 		g.Dropped.Add(1)
-		if !g.warned.Swap(true) {
-			g.log.Warn("conntrack table full, dropping new flows", "max", g.max, "flow", fmt.Sprintf("%s -> %s", t.src, t.dst))
+		if now.Sub(g.lastWarn) >= fullWarnEvery {
+			d := g.Dropped.Load()
+			g.log.Warn("conntrack table full, dropping new flows", "max", g.max, "dropped_since_last_warning", d-g.warnedDrops,
+				"flow", fmt.Sprintf("%s -> %s", t.src, t.dst))
+			g.lastWarn, g.warnedDrops = now, d
 		}
 		return false
 	}
@@ -300,7 +309,6 @@ func (g *conntrackGuard) admit(proto tcpip.NetworkProtocolNumber, pkt *stack.Pac
 	g.update(e, t, false, now)
 	g.flows[k] = e
 	g.Inserted.Add(1)
-	g.warned.Store(false)
 	return true
 }
 
