@@ -47,9 +47,13 @@ const txQueueLen = 1024
 // How long a sender waits for room in a full transmit queue before the frame
 // is dropped and counted. On a one-way link (a shell pipe) waiting is the
 // backpressure that keeps a pipeline lossless, and nothing can wait on us in
-// return. A two-way link behaves like a network: its peer may be waiting on
-// us to read (both queues full, each side blocked writing), so a full queue
-// there drops after a short wait, like a NIC's, and TCP recovers.
+// return. On a two-way link the peer may be waiting on us to read: if a
+// goroutine that delivers received frames (and so sends inline: forwarding,
+// echo replies) blocked on a full queue while the peer's did the same, both
+// would stop. So a two-way link waits long (backpressure for the stack's
+// own senders, such as an application's UDP stream) only while no frame is
+// being delivered into the stack; otherwise it drops after a short wait,
+// like a NIC's queue, and TCP recovers.
 const (
 	oneWayWaitLimit = 2 * time.Second
 	twoWayWaitLimit = 5 * time.Millisecond
@@ -69,6 +73,10 @@ type linkEndpoint struct {
 	policy flushPolicy
 	// waitLimit bounds how long WritePackets waits for room in txq.
 	waitLimit time.Duration
+	// delivering counts the frames being delivered into the stack right
+	// now, on any of its NICs (shared by the stack's links); nil for
+	// one-way links, which always wait long.
+	delivering *atomic.Int64
 
 	mu         sync.RWMutex
 	dispatcher stack.NetworkDispatcher
@@ -263,7 +271,11 @@ func (e *linkEndpoint) WritePackets(pkts stack.PacketBufferList) (int, tcpip.Err
 		default:
 		}
 		e.stats.TxWaits.Add(1)
-		t := time.NewTimer(e.waitLimit)
+		limit := e.waitLimit
+		if limit == twoWayWaitLimit && e.delivering != nil && e.delivering.Load() == 0 {
+			limit = oneWayWaitLimit // no receive path can be the one waiting
+		}
+		t := time.NewTimer(limit)
 		select {
 		case e.txq <- fb:
 		case <-t.C:

@@ -47,6 +47,9 @@ type nicEndpoint struct {
 	captureMu sync.Mutex
 	// ct admits or refuses new flows once rules are installed.
 	ct *conntrackGuard
+	// delivering is the stack's count of frames being delivered (see
+	// linkEndpoint.delivering).
+	delivering *atomic.Int64
 }
 
 var _ stack.LinkEndpoint = (*nicEndpoint)(nil)
@@ -84,6 +87,8 @@ func (e *nicEndpoint) DeliverNetworkPacket(proto tcpip.NetworkProtocolNumber, pk
 		return
 	}
 	e.mirror(pkt)
+	e.delivering.Add(1)
+	defer e.delivering.Add(-1)
 	if !e.ct.admit(proto, pkt) {
 		return // counted as conntrack dropped_full
 	}

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"gvisor.dev/gvisor/pkg/tcpip"
@@ -32,6 +33,9 @@ type Stack struct {
 	log  *slog.Logger
 	nics []*nicState
 	ct   *conntrackGuard
+	// delivering counts frames being delivered into the stack (see
+	// linkEndpoint.delivering).
+	delivering atomic.Int64
 
 	startOnce sync.Once
 	closeOnce sync.Once
@@ -175,6 +179,10 @@ func (s *Stack) addNICs(ctx context.Context) error {
 		st.nicEP.countFrames = st.link == nil
 		st.nicEP.forwarding = s.cfg.Forwarding
 		st.nicEP.ct = s.ct
+		st.nicEP.delivering = &s.delivering
+		if st.link != nil {
+			st.link.delivering = &s.delivering
+		}
 		st.nicEP.isLocal = func(a tcpip.Address) bool {
 			return s.s.CheckLocalAddress(0, header.IPv4ProtocolNumber, a) != 0
 		}

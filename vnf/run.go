@@ -180,7 +180,13 @@ func (r *Runner) Run(ctx context.Context, cfg Config) int {
 	}
 	// Every lost frame is counted; say so where a user looks, not only in
 	// --stats.
-	for _, ifc := range stk.Stats().Interfaces {
+	final := stk.Stats()
+	for _, k := range []string{"ip.outgoing_packet_errors", "udp.receive_buffer_errors"} {
+		if v := final.Protocols[k]; v > 0 {
+			log.Warn("packets dropped in the stack", "counter", k, "packets", v)
+		}
+	}
+	for _, ifc := range final.Interfaces {
 		if ifc.Drops > 0 {
 			var why []string
 			for _, k := range []string{"rx_malformed", "rx_other_host", "rx_dropped", "tx_no_path", "tx_errors", "tx_queue_drops"} {
