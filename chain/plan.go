@@ -284,8 +284,9 @@ func sameConfig(fn *Function, fp *FunctionPlan, cfg *vnf.Config) string {
 	if cfg.Control != fp.Control {
 		return fmt.Sprintf("gives the control socket %q", cfg.Control)
 	}
-	if len(cfg.Stack.Neighbors) != len(fn.Neighbors) {
-		return fmt.Sprintf("gives %d neighbours, not %d", len(cfg.Stack.Neighbors), len(fn.Neighbors))
+	// The spec's neighbours, plus the static entries for link peers.
+	if want := countNeigh(fp.Argv); len(cfg.Stack.Neighbors) != want || want < len(fn.Neighbors) {
+		return fmt.Sprintf("gives %d neighbours, not %d", len(cfg.Stack.Neighbors), want)
 	}
 	if !slices.Equal(cfg.Rules, fn.Rules) || !slices.Equal(cfg.RuleFiles, fn.RuleFiles) {
 		return "gives other rules"
@@ -438,8 +439,70 @@ func Resolve(s *Spec) *Plan {
 		sort.Strings(fp.Env)
 		p.Functions = append(p.Functions, fp)
 	}
+	p.staticNeighbors()
 	p.Host = resolveHost(s, p)
 	return p
+}
+
+// staticNeighbors gives both ends of every link between two functions a
+// static ARP/NDP entry for each of the other end's addresses: the runner
+// knows them, so functions need not resolve each other, and a burst sent
+// before a resolution completes cannot overflow the stack's queue of
+// packets waiting for it. Entries the spec gives itself are kept.
+func (p *Plan) staticNeighbors() {
+	ifc := map[End]*InterfacePlan{}
+	fnOf := map[string]*FunctionPlan{}
+	for i := range p.Functions {
+		fp := &p.Functions[i]
+		fnOf[fp.Name] = fp
+		for j := range fp.Interfaces {
+			ifc[End{Function: fp.Name, Interface: fp.Interfaces[j].Name}] = &fp.Interfaces[j]
+		}
+	}
+	for _, l := range p.Links {
+		if len(l.Ends) != 2 {
+			continue
+		}
+		switch l.Transport {
+		case Seqpacket, Stream, Pipe, FIFO, Unix:
+		default:
+			continue
+		}
+		for e := range 2 {
+			me, peer := l.Ends[e], l.Ends[1-e]
+			fp, pi := fnOf[me.Function], ifc[peer]
+			if fp == nil || pi == nil || pi.MAC == "" {
+				continue
+			}
+			for _, a := range pi.Addrs {
+				if neighborGiven(fp.Argv, a.Addr()) {
+					continue
+				}
+				fp.Argv = append(fp.Argv, "--neigh", a.Addr().String()+" lladdr "+pi.MAC+" dev "+me.Interface)
+			}
+		}
+	}
+}
+
+// countNeigh counts the --neigh flags of argv.
+func countNeigh(argv []string) int {
+	n := 0
+	for _, a := range argv {
+		if a == "--neigh" {
+			n++
+		}
+	}
+	return n
+}
+
+// neighborGiven reports whether argv already has a --neigh for addr.
+func neighborGiven(argv []string, addr netip.Addr) bool {
+	for i := 0; i+1 < len(argv); i++ {
+		if argv[i] == "--neigh" && strings.HasPrefix(argv[i+1], addr.String()+" ") {
+			return true
+		}
+	}
+	return false
 }
 
 // functionControl is the path of a function's control socket.

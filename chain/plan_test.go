@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"flag"
 	"io"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -12,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/nfpipe/nfpipe/configs"
+	"github.com/nfpipe/nfpipe/netstack"
 	"github.com/nfpipe/nfpipe/vnf/kinds"
 )
 
@@ -63,6 +65,11 @@ func TestPlanArgvAndFDs(t *testing.T) {
 		`)
 	rules, _ := filepath.Abs("testdata/rules/good.rules")
 	a, b, c := findFunction(t, p, "a"), findFunction(t, p, "b"), findFunction(t, p, "c")
+	// Link peers get static neighbour entries (the spec's own stays).
+	mac := func(fn, ifc, addr string) string {
+		return netstack.DefaultMAC(fn, ifc, netip.MustParsePrefix(addr)).String()
+	}
+	macAx, macB, macC := mac("a", "x", "192.0.2.1/24"), mac("b", "eth0", "192.0.2.2/24"), mac("c", "eth0", "198.51.100.2/24")
 	for _, tt := range []struct {
 		fn   FunctionPlan
 		argv []string
@@ -75,13 +82,16 @@ func TestPlanArgvAndFDs(t *testing.T) {
 			"--gw", "2001:db8::2",
 			"--neigh", "198.51.100.2 lladdr 02:00:00:00:00:02",
 			"--rules=" + rules, "--rule=-A FORWARD -p tcp --dport 23 -j DROP",
-			"--log-level", "debug", "--control", "/run/nfpipe/t/fn/a.sock"},
+			"--log-level", "debug", "--control", "/run/nfpipe/t/fn/a.sock",
+			"--neigh", "192.0.2.2 lladdr " + macB + " dev x", "--neigh", "2001:db8::2 lladdr " + macC + " dev y"},
 			[]FD{{3, 0, 0, FDSocket, "x"}, {4, 1, 1, FDPipeRx, "y"}, {5, 1, 1, FDPipeTx, "y"}}},
 		{b, []string{"vnf", "host", "--name", "b", "--if", "eth0=seqpacket:3,ip=192.0.2.2/24",
-			"--run=ping 192.0.2.1 count=1", "--control", "/run/nfpipe/t/fn/b.sock"},
+			"--run=ping 192.0.2.1 count=1", "--control", "/run/nfpipe/t/fn/b.sock",
+			"--neigh", "192.0.2.1 lladdr " + macAx + " dev eth0"},
 			[]FD{{3, 0, 1, FDSocket, "eth0"}}},
 		{c, []string{"vnf", "host", "--name", "c", "--if", "eth0=fd:3|fd:4,format=vde,ip=198.51.100.2/24,ip=2001:db8::2/64,mtu=9000",
-			"--serve=sink udp:9000", "--stats=json", "--control", "/run/nfpipe/t/fn/c.sock"},
+			"--serve=sink udp:9000", "--stats=json", "--control", "/run/nfpipe/t/fn/c.sock",
+			"--neigh", "198.51.100.1 lladdr 02:00:00:00:00:01 dev eth0", "--neigh", "2001:db8::1 lladdr 02:00:00:00:00:01 dev eth0"},
 			[]FD{{3, 1, 0, FDPipeRx, "eth0"}, {4, 1, 0, FDPipeTx, "eth0"}}},
 	} {
 		if !slices.Equal(tt.fn.Argv, tt.argv) {
