@@ -995,7 +995,15 @@ func (d *decoder) interfaces(fn *Function, n *yaml.Node, path string) {
 }
 
 func (d *decoder) addresses(ifc *Interface, n *yaml.Node, path string) {
-	for _, it := range d.list(n, path, "addresses such as 192.0.2.1/24") {
+	addrs, at := d.interfaceAddrs(n, path, "addresses such as 192.0.2.1/24")
+	ifc.Addrs = append(ifc.Addrs, addrs...)
+	ifc.addrAt = append(ifc.addrAt, at...)
+}
+
+// interfaceAddrs decodes a list of interface addresses (ADDR/LEN, no zone,
+// neither unspecified nor multicast), with where each came from.
+func (d *decoder) interfaceAddrs(n *yaml.Node, path, what string) (addrs []netip.Prefix, at []item) {
+	for _, it := range d.list(n, path, what) {
 		p, err := netstack.ParsePrefix(it.val)
 		if err == nil && p.Addr().Zone() != "" {
 			err = fmt.Errorf("bad address %q: no zones (%%%s) on an interface address", it.val, p.Addr().Zone())
@@ -1008,9 +1016,10 @@ func (d *decoder) addresses(ifc *Interface, n *yaml.Node, path string) {
 			d.errf(it.node, it.path, "%s cannot be an interface address", a)
 			continue
 		}
-		ifc.Addrs = append(ifc.Addrs, p)
-		ifc.addrAt = append(ifc.addrAt, it)
+		addrs = append(addrs, p)
+		at = append(at, it)
 	}
+	return addrs, at
 }
 
 var linkKeys = []string{"name", "ends", "transport", "format", "path", "tap", "netns", "host", "replay", "record", "timing", "mirror"}

@@ -177,22 +177,8 @@ func (d *decoder) tapHost(n *yaml.Node, path string) *TAPHost {
 	h := &TAPHost{node: n, path: path}
 	m := d.fields(n, path, tapHostKeys, nil)
 	if p, ok := m["addresses"]; ok {
-		for _, it := range d.list(p.val, path+".addresses", "addresses such as 192.0.2.2/24") {
-			a, err := netstack.ParsePrefix(it.val)
-			if err == nil && a.Addr().Zone() != "" {
-				err = fmt.Errorf("bad address %q: no zones (%%%s) on an interface address", it.val, a.Addr().Zone())
-			}
-			if err != nil {
-				d.errf(it.node, it.path, "%v", err)
-				continue
-			}
-			if x := a.Addr(); x.IsUnspecified() || x.IsMulticast() {
-				d.errf(it.node, it.path, "%s cannot be an interface address", x)
-				continue
-			}
-			h.Addrs = append(h.Addrs, a)
-			h.addrAt = append(h.addrAt, it)
-		}
+		addrs, at := d.interfaceAddrs(p.val, path+".addresses", "addresses such as 192.0.2.2/24")
+		h.Addrs, h.addrAt = append(h.Addrs, addrs...), append(h.addrAt, at...)
 	}
 	if p, ok := m["routes"]; ok {
 		for _, it := range d.list(p.val, path+".routes", "routes such as default via 192.0.2.1") {
