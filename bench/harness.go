@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/nfpipe/nfpipe/internal/stalens"
 )
 
 // harness is one run: where things go, what was measured, and what must
@@ -398,25 +400,7 @@ func (h *harness) cleanStale() {
 			}
 		}
 	}
-	ents, err := os.ReadDir("/run/netns")
-	if err != nil {
-		return
-	}
-	for _, e := range ents {
-		m := staleNS.FindStringSubmatch(e.Name())
-		if m == nil {
-			continue
-		}
-		pid, _ := strconv.Atoi(m[1])
-		if pid == os.Getpid() || unix.Kill(pid, 0) != unix.ESRCH {
-			continue
-		}
-		if out, err := exec.Command("ip", "netns", "del", e.Name()).CombinedOutput(); err != nil {
-			h.logf("stale namespace %s of a killed run: %v: %s", e.Name(), err, out)
-		} else {
-			h.logf("deleted stale namespace %s of a killed run", e.Name())
-		}
-	}
+	stalens.Delete(staleNS, 1, h.logf)
 }
 
 // netns creates a namespace (lo up), deleted at the end of the run.

@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/nfpipe/nfpipe/internal/stalens"
 )
 
 // The differential harness of issue 3 ("Proven against Linux"): for each
@@ -170,25 +172,7 @@ var kdStaleNS = regexp.MustCompile(`^nfkd\d{2}[kn][csr]-(\d+)$`)
 // behind (their process is gone), and nothing else.
 func kdCleanStale(t *testing.T) {
 	t.Helper()
-	ents, err := os.ReadDir("/run/netns")
-	if err != nil {
-		return
-	}
-	for _, e := range ents {
-		m := kdStaleNS.FindStringSubmatch(e.Name())
-		if m == nil {
-			continue
-		}
-		pid, _ := strconv.Atoi(m[1])
-		if pid == os.Getpid() || unix.Kill(pid, 0) != unix.ESRCH {
-			continue
-		}
-		if out, err := exec.Command("ip", "netns", "del", e.Name()).CombinedOutput(); err != nil {
-			t.Logf("stale namespace %s of a crashed run: %v: %s", e.Name(), err, out)
-		} else {
-			t.Logf("deleted stale namespace %s of a crashed run", e.Name())
-		}
-	}
+	stalens.Delete(kdStaleNS, 1, t.Logf)
 }
 
 // kdParallel bounds how many rule sets run at once (each runs two

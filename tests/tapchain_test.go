@@ -8,13 +8,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/nfpipe/nfpipe/internal/stalens"
 )
 
 // Chains with tap links between real network namespaces (root): the
@@ -38,17 +37,7 @@ func tapChainRoot(t *testing.T, tools ...string) {
 	for _, tool := range append([]string{"ip"}, tools...) {
 		needTool(t, tool)
 	}
-	ents, _ := os.ReadDir("/run/netns")
-	for _, e := range ents {
-		m := tcStaleNS.FindStringSubmatch(e.Name())
-		if m == nil {
-			continue
-		}
-		pid, _ := strconv.Atoi(m[2])
-		if pid != os.Getpid() && unix.Kill(pid, 0) == unix.ESRCH {
-			exec.Command("ip", "netns", "del", e.Name()).Run()
-		}
-	}
+	stalens.Delete(tcStaleNS, 2, nil)
 }
 
 // chainNetns names a namespace the chain creates, and deletes it at the
