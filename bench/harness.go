@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -18,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/nfpipe/nfpipe/internal/stalens"
+	"github.com/nfpipe/nfpipe/internal/syncwriter"
 )
 
 // harness is one run: where things go, what was measured, and what must
@@ -361,22 +361,7 @@ func (h *harness) run(ctx context.Context, d time.Duration, argv ...string) (str
 }
 
 // syncBuffer is a bytes.Buffer safe to read while a process writes it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type syncBuffer = syncwriter.Buffer
 
 // staleNS matches the namespaces of this harness; the number is the pid
 // of the run that made them.

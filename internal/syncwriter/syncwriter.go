@@ -3,6 +3,7 @@
 package syncwriter
 
 import (
+	"bytes"
 	"io"
 	"sync"
 )
@@ -22,4 +23,25 @@ func (s *Writer) Write(b []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.W.Write(b)
+}
+
+// Buffer is a bytes.Buffer safe to read while another goroutine writes it
+// (a child process's output, say).
+type Buffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+// Write implements io.Writer.
+func (s *Buffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+// String returns what was written so far.
+func (s *Buffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
