@@ -4,7 +4,6 @@ go 1.26.8
 
 require (
 	github.com/google/nftables v0.3.0
-	github.com/songgao/water v0.0.0-20200317203138-2b4b6d7c09d8
 	github.com/spf13/cobra v1.10.2
 	github.com/spf13/pflag v1.0.10
 	github.com/spf13/viper v1.21.0

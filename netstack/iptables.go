@@ -64,7 +64,7 @@ func (s *Stack) ApplyRules(rs *rules.Ruleset) ([]*ChainCounters, error) {
 	var counters []*ChainCounters
 	var errs rules.ErrorList
 	for _, fam := range []rules.Family{rules.IPv4, rules.IPv6} {
-		hasNAT := false
+		hasNAT, hasMangle := false, false
 		for _, t := range rs.Tables(fam) {
 			b := &tableBuilder{s: s, fam: fam, t: t}
 			tbl, cc, err := b.build()
@@ -75,12 +75,21 @@ func (s *Stack) ApplyRules(rs *rules.Ruleset) ([]*ChainCounters, error) {
 			tables = append(tables, built{b.id, tbl, fam == rules.IPv6})
 			counters = append(counters, cc...)
 			hasNAT = hasNAT || t.Name == "nat"
+			hasMangle = hasMangle || t.Name == "mangle"
 		}
-		if !hasNAT && len(rs.Tables(rules.IPv4))+len(rs.Tables(rules.IPv6)) > 0 {
+		if !hasMangle && s.gsoMark != nil {
+			// A router with GSO links carries the GSO marker (see
+			// gsoMarker) in an empty mangle table of its own.
+			b := &tableBuilder{s: s, fam: fam, t: emptyTable(fam, "mangle")}
+			if tbl, _, err := b.build(); err == nil {
+				tables = append(tables, built{b.id, tbl, fam == rules.IPv6})
+			}
+		}
+		if !hasNAT && (len(rs.Tables(rules.IPv4))+len(rs.Tables(rules.IPv6)) > 0 || s.gsoMark != nil) {
 			// Rules switch gVisor's NAT on for every flow; an empty nat
 			// table of nfpipe's own carries the port-0 fix (see
 			// port0NoopTarget). Its counters are not shown.
-			b := &tableBuilder{s: s, fam: fam, t: emptyNAT(fam)}
+			b := &tableBuilder{s: s, fam: fam, t: emptyTable(fam, "nat")}
 			if tbl, _, err := b.build(); err == nil {
 				tables = append(tables, built{b.id, tbl, fam == rules.IPv6})
 			}
@@ -187,6 +196,11 @@ func (b *tableBuilder) build() (stack.Table, []*ChainCounters, rules.ErrorList) 
 		starts[c.Name] = len(b.rules)
 		if c.Builtin {
 			tbl.BuiltinChains[gvisorHooks[c.Hook]] = len(b.rules)
+			if b.t.Name == "mangle" && c.Hook == rules.Postrouting && b.s.gsoMark != nil {
+				// First, so that no rule's verdict can skip it; it
+				// never matches. Its counters are not shown.
+				b.rules = append(b.rules, stack.Rule{Filter: b.emptyFilter(), Matchers: []stack.Matcher{b.s.gsoMark}, Target: &continueTarget{next: len(b.rules) + 1}})
+			}
 		}
 		for _, r := range c.Rules {
 			cnt := &RuleCounter{}
@@ -232,11 +246,11 @@ func (b *tableBuilder) build() (stack.Table, []*ChainCounters, rules.ErrorList) 
 	return tbl, counters, nil
 }
 
-// emptyNAT is a nat table with its built-in chains and no rules.
-func emptyNAT(fam rules.Family) *rules.Table {
+// emptyTable is a table with its built-in chains and no rules.
+func emptyTable(fam rules.Family, name string) *rules.Table {
 	rs := &rules.Ruleset{}
-	rs.AddFile("nfpipe", []byte("*nat\nCOMMIT\n"), rules.ParseOptions{Family: fam})
-	return rs.Table(fam, "nat")
+	rs.AddFile("nfpipe", []byte("*"+name+"\nCOMMIT\n"), rules.ParseOptions{Family: fam})
+	return rs.Table(fam, name)
 }
 
 func hookNames(hs []rules.Hook) string {

@@ -102,7 +102,15 @@ type linkEndpoint struct {
 	wg        sync.WaitGroup
 	writerWG  sync.WaitGroup
 
+	// gso: the link carries TCP segments larger than the MTU (see
+	// LinkSpec.UsesGSO); the stack's TCP hands them over whole. vnet: each
+	// frame on the file starts with a virtio-net header (a TAP with
+	// offloads).
+	gso  bool
+	vnet bool
+
 	malformedOnce sync.Once
+	oversizeOnce  sync.Once
 	// onStart holds the receive loops, started by start.
 	onStart []func()
 	// detachReader keeps the reader out of Wait: a read from a terminal
@@ -250,8 +258,9 @@ func (e *linkEndpoint) deliver(b []byte) {
 var framePool = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
 
 // WritePackets implements stack.LinkWriter. It copies each packet into a
-// frame buffer, so that no packet outlives the call, and queues it for the
-// writer goroutine, waiting up to waitLimit for room.
+// frame buffer, so that no packet outlives the call, finishes what the stack
+// left to the hardware (see finish), and queues the frame for the writer
+// goroutine, waiting up to waitLimit for room.
 func (e *linkEndpoint) WritePackets(pkts stack.PacketBufferList) (int, tcpip.Error) {
 	for _, pkt := range pkts.AsSlice() {
 		if !e.hasTx {
@@ -260,36 +269,124 @@ func (e *linkEndpoint) WritePackets(pkts stack.PacketBufferList) (int, tcpip.Err
 		}
 		fb := framePool.Get().(*[]byte)
 		b := (*fb)[:0]
+		off := 0
+		if e.vnet {
+			b = append(b, zeroVnetHdr[:]...)
+			off = vnetHdrLen
+		}
 		for _, s := range pkt.AsSlices() {
 			b = append(b, s...)
 		}
 		*fb = b
-		e.pending.Add(1)
-		select {
-		case e.txq <- fb:
-			continue
-		default:
-		}
-		e.stats.TxWaits.Add(1)
-		limit := e.waitLimit
-		if limit == twoWayWaitLimit && e.delivering != nil && e.delivering.Load() == 0 {
-			limit = oneWayWaitLimit // no receive path can be the one waiting
-		}
-		t := time.NewTimer(limit)
-		select {
-		case e.txq <- fb:
-		case <-t.C:
-			e.stats.TxQueueDrops.Add(1)
-			e.pending.Add(-1)
-			framePool.Put(fb)
-		case <-e.closing:
-			e.stats.TxNoPath.Add(1)
-			e.pending.Add(-1)
+		if e.finish(fb, off, &pkt.GSOOptions) {
+			e.enqueue(fb)
+		} else {
 			framePool.Put(fb)
 		}
-		t.Stop()
 	}
 	return pkts.Len(), nil
+}
+
+var zeroVnetHdr [vnetHdrLen]byte
+
+// finish does for the frame at (*fb)[off:] what the stack left to the
+// hardware: the transport checksum of a packet that carries only its
+// pseudo-header sum (gso.NeedsCsum), and the segmentation of a TCP segment
+// larger than the MTU. A TAP with offloads leaves both to the kernel (the
+// virtio-net header says what to do); a GSO link sends large segments
+// whole; any other link splits them here. It reports whether the frame is
+// to be queued; a frame it splits or drops is not.
+func (e *linkEndpoint) finish(fb *[]byte, off int, gso *stack.GSO) bool {
+	b := (*fb)[off:]
+	mtu := e.mtu.Load()
+	var mss uint16
+	if gso.Type != stack.GSONone {
+		mss = gso.MSS
+	}
+	if e.vnet {
+		if err := tapHeader((*fb)[:off], b, mtu, mss, gso.NeedsCsum); err != nil {
+			e.oversize(err)
+			return false
+		}
+		if len(b) > int(mtu)+header.EthernetMinimumSize {
+			e.stats.TxLarge.Add(1)
+		}
+		return true
+	}
+	if len(b) > int(mtu)+header.EthernetMinimumSize {
+		f, ok := parseTCPFrame(b)
+		if !ok {
+			e.oversize(fmt.Errorf("%d-byte frame exceeds the MTU (%d) and is not a TCP segment", len(b), mtu))
+			return false
+		}
+		if e.gso {
+			e.stats.TxLarge.Add(1)
+		} else {
+			max := int(mtu) - (f.payload - f.l3)
+			if max < 1 {
+				e.oversize(fmt.Errorf("a %d-byte MTU leaves no room for the payload of a TCP segment with %d bytes of headers", mtu, f.payload-f.l3))
+				return false
+			}
+			if mss == 0 || int(mss) > max {
+				mss = uint16(max)
+			}
+			_, err := segmentTCP(b, int(mss), func(seg []byte) {
+				sb := framePool.Get().(*[]byte)
+				*sb = append((*sb)[:0], seg...)
+				e.enqueue(sb)
+			})
+			if err != nil {
+				e.oversize(err)
+				return false
+			}
+			e.stats.TxSplit.Add(1)
+			return false
+		}
+	}
+	if gso.NeedsCsum {
+		f, ok := parseTCPFrame(b)
+		if !ok || finishChecksum(b, f.l4, tcpChecksumOffset, f.end) != nil {
+			e.oversize(fmt.Errorf("frame with a partial checksum is not a TCP segment"))
+			return false
+		}
+	}
+	return true
+}
+
+// oversize drops a frame the link cannot carry, counted and logged once.
+func (e *linkEndpoint) oversize(err error) {
+	e.stats.TxOversize.Add(1)
+	e.oversizeOnce.Do(func() {
+		e.log.Warn("frame dropped: the link cannot carry it; further ones are only counted (tx_oversize)", "if", e.name, "err", err)
+	})
+}
+
+// enqueue queues a frame for the writer, waiting up to waitLimit for room.
+func (e *linkEndpoint) enqueue(fb *[]byte) {
+	e.pending.Add(1)
+	select {
+	case e.txq <- fb:
+		return
+	default:
+	}
+	e.stats.TxWaits.Add(1)
+	limit := e.waitLimit
+	if limit == twoWayWaitLimit && e.delivering != nil && e.delivering.Load() == 0 {
+		limit = oneWayWaitLimit // no receive path can be the one waiting
+	}
+	t := time.NewTimer(limit)
+	select {
+	case e.txq <- fb:
+	case <-t.C:
+		e.stats.TxQueueDrops.Add(1)
+		e.pending.Add(-1)
+		framePool.Put(fb)
+	case <-e.closing:
+		e.stats.TxNoPath.Add(1)
+		e.pending.Add(-1)
+		framePool.Put(fb)
+	}
+	t.Stop()
 }
 
 func (e *linkEndpoint) writeLoop() {
@@ -419,6 +516,29 @@ func (e *linkEndpoint) IsAttached() bool {
 
 // Wait implements stack.LinkEndpoint.
 func (e *linkEndpoint) Wait() { e.wg.Wait() }
+
+// GSOMaxSize implements stack.GSOEndpoint: the largest IP packet the
+// stack's TCP may hand over on a GSO link, such that the frame still fits
+// every frame format.
+func (e *linkEndpoint) GSOMaxSize() uint32 {
+	if e.gso {
+		return gsoMaxSize
+	}
+	return 0
+}
+
+// gsoMaxSize is the largest IP packet on a GSO link: a frame of at most
+// frame.MaxFrame bytes.
+const gsoMaxSize = frame.MaxFrame - header.EthernetMinimumSize
+
+// SupportedGSO implements stack.GSOEndpoint. "Host" GSO is gVisor's name for
+// handing large segments to the link, with checksums left partial.
+func (e *linkEndpoint) SupportedGSO() stack.SupportedGSO {
+	if e.gso {
+		return stack.HostGSOSupported
+	}
+	return stack.GSONotSupported
+}
 
 // ARPHardwareType implements stack.LinkEndpoint.
 func (*linkEndpoint) ARPHardwareType() header.ARPHardwareType { return header.ARPHardwareEther }

@@ -88,6 +88,35 @@ type LinkSpec struct {
 	// under /run/netns, or a path such as /proc/PID/ns/net. Empty means
 	// the process's own.
 	Netns string
+	// GSO says whether the link carries TCP segments larger than its MTU
+	// (up to 64 KiB of IP packet; see UsesGSO).
+	GSO Toggle
+}
+
+// Toggle is an on/off option whose default depends on the link.
+type Toggle uint8
+
+// Toggle values.
+const (
+	Default Toggle = iota
+	On
+	Off
+)
+
+// UsesGSO reports whether the link carries TCP segments larger than the MTU
+// (generic segmentation offload): the stack's TCP sends up to 64 KiB per
+// frame and the peer takes them whole. On by default for a TAP, where the
+// virtio-net header lets the kernel segment on its side (and hand over
+// large segments in turn); off by default elsewhere, where the peer may be a
+// program that expects frames no larger than the MTU (tcpdump, QEMU, a
+// pcap file). The chain runner turns it on for links between two nfpipe
+// functions. Without it, large segments that must leave on the link are
+// split here in software.
+func (l LinkSpec) UsesGSO() bool {
+	if l.Rx.Kind == TAP {
+		return l.GSO != Off
+	}
+	return l.GSO == On
 }
 
 // OneWay reports whether the link lacks a receive or a transmit side, such as
@@ -132,7 +161,7 @@ func (l LinkSpec) validate() error {
 // ENDPOINT is stdin, stdout, stdio, none, fd:N, fifo:PATH, file:PATH,
 // pcap:PATH, unix:PATH, unix-listen:PATH, seqpacket:N or tap:NAME. With two
 // endpoints the first receives and the second sends. Keys: format, mac, mtu,
-// ip (repeatable), peer, timing, capture, netns (tap only).
+// ip (repeatable), peer, timing, capture, netns (tap only), gso (on|off).
 func ParseNIC(s string) (NICConfig, error) {
 	var n NICConfig
 	name, rest, ok := strings.Cut(s, "=")
@@ -201,6 +230,18 @@ func ParseNIC(s string) (NICConfig, error) {
 				return n, fmt.Errorf("interface %q: capture needs a path", s)
 			}
 			n.Capture = v
+		case "gso":
+			switch v {
+			case "on":
+				link.GSO = On
+			case "off":
+				link.GSO = Off
+			default:
+				return n, fmt.Errorf("interface %q: gso %q: want on or off", s, v)
+			}
+			if link.OneWay() && link.GSO == On {
+				return n, fmt.Errorf("interface %q: gso=on needs a two-way link (its peer must take large segments)", s)
+			}
 		case "netns":
 			if link.Rx.Kind != TAP {
 				return n, fmt.Errorf("interface %q: netns applies to tap: endpoints", s)
@@ -210,7 +251,7 @@ func ParseNIC(s string) (NICConfig, error) {
 			}
 			link.Netns = v
 		default:
-			return n, fmt.Errorf("interface %q: unknown option %q%s (valid: format, mac, mtu, ip, peer, timing, capture, netns)", s, k, suggest.DidYouMean(k, []string{"format", "mac", "mtu", "ip", "peer", "timing", "capture", "netns"}))
+			return n, fmt.Errorf("interface %q: unknown option %q%s (valid: format, mac, mtu, ip, peer, timing, capture, netns, gso)", s, k, suggest.DidYouMean(k, []string{"format", "mac", "mtu", "ip", "peer", "timing", "capture", "netns", "gso"}))
 		}
 	}
 	if isPcapSide(parts[0]) {

@@ -56,7 +56,7 @@ func TestParseNICErrors(t *testing.T) {
 		{"eth0=fifo:/tmp/x", `interface "eth0=fifo:/tmp/x": fifo:/tmp/x is one-way: write fifo:/tmp/x|none to only receive, none|fifo:/tmp/x to only send, or RX|TX with two endpoints`},
 		{"eth0=stdout|stdin", `interface "eth0=stdout|stdin": cannot receive from stdout`},
 		{"eth0=unix:/a|stdout", `interface "eth0=unix:/a|stdout": unix:/a carries both directions: use it alone, not in RX|TX`},
-		{"eth0=stdin,fromat=hex", `interface "eth0=stdin,fromat=hex": unknown option "fromat" (did you mean "format"?) (valid: format, mac, mtu, ip, peer, timing, capture, netns)`},
+		{"eth0=stdin,fromat=hex", `interface "eth0=stdin,fromat=hex": unknown option "fromat" (did you mean "format"?) (valid: format, mac, mtu, ip, peer, timing, capture, netns, gso)`},
 		{"eth0=stdin,netns=blue", `interface "eth0=stdin,netns=blue": netns applies to tap: endpoints`},
 		{"eth0=tap:x,netns=", `interface "eth0=tap:x,netns=": netns needs a namespace name (under /run/netns) or a path`},
 		{"eth0=stdin,format=json", `interface "eth0=stdin,format=json": unknown frame format "json" (valid: hex, pcap, qemu, vde)`},

@@ -34,9 +34,6 @@ type nicEndpoint struct {
 	resolve bool
 	peer    tcpip.LinkAddress
 	stats   *LinkStats
-	// countFrames makes this layer count frames, for children that do not
-	// (fdbased).
-	countFrames bool
 	// forwarding reports whether IPv4 forwarding is on; isLocal whether an
 	// address belongs to this stack.
 	forwarding bool
@@ -69,10 +66,6 @@ func (e *nicEndpoint) DeliverNetworkPacket(proto tcpip.NetworkProtocolNumber, pk
 	if len(lh) < header.EthernetMinimumSize {
 		e.stats.RxMalformed.Add(1)
 		return
-	}
-	if e.countFrames {
-		e.stats.RxFrames.Add(1)
-		e.stats.RxBytes.Add(uint64(pkt.Size()))
 	}
 	dst := header.Ethernet(lh).DestinationAddress()
 	switch {
@@ -143,12 +136,6 @@ func (e *nicEndpoint) WritePackets(pkts stack.PacketBufferList) (int, tcpip.Erro
 	if e.captures.Load() != nil {
 		for _, pkt := range pkts.AsSlice() {
 			e.mirror(pkt)
-		}
-	}
-	if e.countFrames {
-		for _, pkt := range pkts.AsSlice() {
-			e.stats.TxFrames.Add(1)
-			e.stats.TxBytes.Add(uint64(pkt.Size()))
 		}
 	}
 	return e.Endpoint.WritePackets(pkts)

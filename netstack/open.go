@@ -9,16 +9,12 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"runtime"
-	"strings"
 	"syscall"
 	"time"
 	"unsafe"
 
-	"github.com/songgao/water"
 	"golang.org/x/sys/unix"
 	"gvisor.dev/gvisor/pkg/tcpip"
-	"gvisor.dev/gvisor/pkg/tcpip/link/fdbased"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
 
 	"github.com/nfpipe/nfpipe/netstack/frame"
@@ -40,18 +36,19 @@ type openedSide struct {
 }
 
 // openLink opens the files of a NIC's link and returns the link endpoint
-// for the NIC, the stream endpoint (nil for TAP) and anything that must stay
-// referenced while the NIC lives.
+// for the NIC, the same as nfpipe's own endpoint (nil when it is not one)
+// and anything that must stay referenced while the NIC lives.
 func openLink(ctx context.Context, nc *NICConfig, mac tcpip.LinkAddress, mtu uint32, log *slog.Logger, stats *LinkStats, connectTimeout time.Duration) (stack.LinkEndpoint, *linkEndpoint, any, error) {
 	l := nc.Link
 	if l.Rx.Kind == TAP {
-		ep, tap, err := openTAP(l.Rx.Path, l.Netns, mac, mtu)
+		e, tap, err := openTAP(nc, mac, mtu, log, stats)
 		if err != nil {
 			return nil, nil, nil, err // not a nil *tapDevice in an interface
 		}
-		return ep, nil, tap, nil
+		return e, e, tap, nil
 	}
 	e := newLinkEndpoint(nc.Name, mac, mtu, log, stats)
+	e.gso = l.UsesGSO()
 	if l.OneWay() {
 		e.waitLimit = oneWayWaitLimit
 	}
@@ -535,106 +532,3 @@ func (p *packetConn) Flush() error {
 	p.wn = 0
 	return nil
 }
-
-// tapDevice keeps the TAP file referenced: its finalizer would close the fd
-// under fdbased and the NIC would silently stall.
-type tapDevice struct {
-	ifce *water.Interface
-	file *os.File
-}
-
-func (t *tapDevice) Close() error { return t.file.Close() }
-
-func openTAP(name, netns string, mac tcpip.LinkAddress, mtu uint32) (stack.LinkEndpoint, *tapDevice, error) {
-	ifce, err := openTAPDevice(name, netns)
-	if err != nil {
-		var nse *netnsError
-		if !errors.As(err, &nse) && (errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EACCES) || strings.Contains(err.Error(), "not permitted")) {
-			return nil, nil, fmt.Errorf("tap:%s: creating a TAP device needs CAP_NET_ADMIN (run as root, or `setcap cap_net_admin+ep` on the nfpipe binary): %w", name, err)
-		}
-		return nil, nil, fmt.Errorf("tap:%s: %w", name, err)
-	}
-	f, ok := ifce.ReadWriteCloser.(*os.File)
-	if !ok {
-		ifce.Close()
-		return nil, nil, fmt.Errorf("tap:%s: unexpected device handle %T", name, ifce.ReadWriteCloser)
-	}
-	ep, err := fdbased.New(&fdbased.Options{
-		FDs:            []int{int(f.Fd())},
-		MTU:            mtu,
-		EthernetHeader: true,
-		Address:        mac,
-		// recvmmsg batches reads; one processor per link is enough here
-		// and keeps frame order.
-		PacketDispatchMode:   fdbased.RecvMMsg,
-		ProcessorsPerChannel: 1,
-	})
-	if err != nil {
-		f.Close()
-		return nil, nil, fmt.Errorf("tap:%s: %w", name, err)
-	}
-	return ep, &tapDevice{ifce: ifce, file: f}, nil
-}
-
-// openTAPDevice opens the TAP device name, creating it if it is missing,
-// in the network namespace ns (empty: the process's own). A device that
-// exists already keeps its persistence: water would clear the flag, and a
-// TAP made to outlive its users (by `ip tuntap add`, or by the chain
-// runner, which configures it before the function starts and must find it
-// again when the function restarts) would vanish when this process exits.
-func openTAPDevice(name, ns string) (*water.Interface, error) {
-	open := func() (*water.Interface, error) {
-		_, err := net.InterfaceByName(name)
-		return water.New(water.Config{DeviceType: water.TAP, PlatformSpecificParams: water.PlatformSpecificParams{Name: name, Persist: err == nil}})
-	}
-	if ns == "" {
-		return open()
-	}
-	path := ns
-	if !strings.Contains(ns, "/") {
-		path = "/run/netns/" + ns
-	}
-	target, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, &netnsError{fmt.Errorf("netns %s: %w", ns, &os.PathError{Op: "open", Path: path, Err: err})}
-	}
-	defer unix.Close(target)
-	type result struct {
-		ifce *water.Interface
-		err  error
-	}
-	done := make(chan result, 1)
-	go func() {
-		// A TAP device lives in the namespace of the thread that opens
-		// /dev/net/tun: this thread alone enters ns for the open. If it
-		// cannot come back it stays locked, and the runtime ends it when
-		// this goroutine returns, so no other goroutine runs in ns.
-		runtime.LockOSThread()
-		self, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			runtime.UnlockOSThread()
-			done <- result{err: &netnsError{fmt.Errorf("netns: %w", err)}}
-			return
-		}
-		defer unix.Close(self)
-		if err := unix.Setns(target, unix.CLONE_NEWNET); err != nil {
-			runtime.UnlockOSThread()
-			done <- result{err: &netnsError{fmt.Errorf("entering netns %s needs CAP_SYS_ADMIN: setns: %w", ns, err)}}
-			return
-		}
-		ifce, err := open()
-		if unix.Setns(self, unix.CLONE_NEWNET) == nil {
-			runtime.UnlockOSThread()
-		}
-		done <- result{ifce, err}
-	}()
-	r := <-done
-	return r.ifce, r.err
-}
-
-// netnsError is a failure to reach a TAP's namespace, as opposed to one
-// to open the device.
-type netnsError struct{ err error }
-
-func (e *netnsError) Error() string { return e.err.Error() }
-func (e *netnsError) Unwrap() error { return e.err }

@@ -36,6 +36,9 @@ type Stack struct {
 	// delivering counts frames being delivered into the stack (see
 	// linkEndpoint.delivering).
 	delivering atomic.Int64
+	// gsoMark lets large TCP segments through the forwarding path (nil
+	// unless the stack forwards and has a GSO link; see gsoMarker).
+	gsoMark *gsoMarker
 
 	startOnce sync.Once
 	closeOnce sync.Once
@@ -47,7 +50,7 @@ type nicState struct {
 	cfg   NICConfig
 	mac   tcpip.LinkAddress
 	stats *LinkStats
-	link  *linkEndpoint // nil for TAP
+	link  *linkEndpoint
 	nicEP *nicEndpoint
 	keep  any // a TAP device: must stay referenced
 }
@@ -94,6 +97,11 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Stack, error) {
 		return nil, err
 	}
 	if err := s.addRoutes(); err != nil {
+		s.closeLinks()
+		s.s.Close()
+		return nil, err
+	}
+	if err := s.installGSOMarker(); err != nil {
 		s.closeLinks()
 		s.s.Close()
 		return nil, err
@@ -176,7 +184,6 @@ func (s *Stack) addNICs(ctx context.Context) error {
 			continue
 		}
 		st.nicEP = newNICEndpoint(r.child, st.cfg.Name, st.mac, st.cfg.Link, st.stats)
-		st.nicEP.countFrames = st.link == nil
 		st.nicEP.forwarding = s.cfg.Forwarding
 		st.nicEP.ct = s.ct
 		st.nicEP.delivering = &s.delivering

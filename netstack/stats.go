@@ -25,6 +25,9 @@ type LinkStats struct {
 	TxErrors     atomic.Uint64 // write errors (the reader went away)
 	TxWaits      atomic.Uint64 // times a sender waited for room in the queue (backpressure)
 	TxQueueDrops atomic.Uint64 // frames dropped after waiting for room (2s one-way, 5ms two-way)
+	TxOversize   atomic.Uint64 // frames larger than the MTU that are not TCP segments to split: dropped
+	TxLarge      atomic.Uint64 // TCP segments larger than the MTU sent whole (GSO links)
+	TxSplit      atomic.Uint64 // TCP segments larger than the MTU split here into MTU-sized frames
 }
 
 // Map returns the counters by name.
@@ -42,13 +45,16 @@ func (s *LinkStats) Map() map[string]uint64 {
 		"tx_errors":      s.TxErrors.Load(),
 		"tx_waits":       s.TxWaits.Load(),
 		"tx_queue_drops": s.TxQueueDrops.Load(),
+		"tx_oversize":    s.TxOversize.Load(),
+		"tx_large":       s.TxLarge.Load(),
+		"tx_split":       s.TxSplit.Load(),
 	}
 }
 
 // Drops sums the counters that stand for lost frames.
 func (s *LinkStats) Drops() uint64 {
 	return s.RxMalformed.Load() + s.RxOtherHost.Load() + s.RxDropped.Load() +
-		s.TxNoPath.Load() + s.TxErrors.Load() + s.TxQueueDrops.Load()
+		s.TxNoPath.Load() + s.TxErrors.Load() + s.TxQueueDrops.Load() + s.TxOversize.Load()
 }
 
 // counterMap flattens a gVisor stats struct into dotted snake_case names,
