@@ -1022,7 +1022,7 @@ func (d *decoder) interfaceAddrs(n *yaml.Node, path, what string) (addrs []netip
 	return addrs, at
 }
 
-var linkKeys = []string{"name", "ends", "transport", "format", "path", "tap", "netns", "host", "replay", "record", "timing", "mirror"}
+var linkKeys = []string{"name", "ends", "transport", "format", "path", "tap", "netns", "host", "replay", "record", "timing", "gso", "mirror"}
 
 func (d *decoder) links(s *Spec, n *yaml.Node) {
 	if isNull(n) {
@@ -1131,7 +1131,11 @@ func (d *decoder) link(l *Link, n *yaml.Node, path string) {
 			for _, t := range ts {
 				names = append(names, string(t))
 			}
-			d.errf(m[key].keyNode, path+"."+key, "%s applies to %s links, not %s", key, strings.Join(names, " and "), l.Transport)
+			list := names[0]
+			if n := len(names); n > 1 {
+				list = strings.Join(names[:n-1], ", ") + " and " + names[n-1]
+			}
+			d.errf(m[key].keyNode, path+"."+key, "%s applies to %s links, not %s", key, list, l.Transport)
 		}
 	}
 	only("tap", TAP)
@@ -1141,6 +1145,7 @@ func (d *decoder) link(l *Link, n *yaml.Node, path string) {
 	only("record", File)
 	only("timing", File)
 	only("path", Unix)
+	only("gso", Seqpacket, Stream, Pipe, FIFO, Unix, TAP)
 	// Without tap: the runner names the device after the chain and the
 	// link (TAPDevice).
 	if l.Transport == TAP && l.TAPName != "" && !ifNameRE.MatchString(l.TAPName) {
@@ -1189,6 +1194,18 @@ func (d *decoder) link(l *Link, n *yaml.Node, path string) {
 			case "fast":
 			default:
 				d.errf(p.val, path+".timing", "unknown timing %q (want original or fast)", v)
+			}
+		}
+	}
+	if p, ok := m["gso"]; ok {
+		if v, ok := d.scalar(p.val, path+".gso", "on or off"); ok {
+			switch v {
+			case "on", "true":
+				l.GSO = "on"
+			case "off", "false":
+				l.GSO = "off"
+			default:
+				d.errf(p.val, path+".gso", "unknown gso %q (want on or off)", v)
 			}
 		}
 	}

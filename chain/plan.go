@@ -171,6 +171,13 @@ type LinkPlan struct {
 	Replay         string `json:"replay,omitempty"`
 	Record         string `json:"record,omitempty"`
 	OriginalTiming bool   `json:"original_timing,omitempty"`
+	// GSO says whether the link carries TCP segments larger than its MTU
+	// whole (netstack.LinkSpec.UsesGSO): by default on links between two
+	// functions, which are nfpipe stacks on both ends, and tap links, where
+	// the kernel segments; off where a program other than nfpipe may read
+	// the frames (the chain's stdin/stdout, files, a unix socket with one
+	// end) unless the spec says `gso: on`.
+	GSO bool `json:"gso"`
 	// Mirror is the index in Plan.Mirrors of the link's mirror, or -1.
 	Mirror int `json:"mirror"`
 }
@@ -313,6 +320,12 @@ func Resolve(s *Spec) *Plan {
 	for i, l := range s.Links {
 		lp := LinkPlan{Name: l.Name, Transport: l.Transport, Format: l.Format, Ends: l.Ends, Mirror: -1}
 		switch l.Transport {
+		case TAP:
+			lp.GSO = l.GSO != "off"
+		case Seqpacket, Stream, Pipe, FIFO, Unix:
+			lp.GSO = l.GSO == "on" || (l.GSO == "" && len(l.Ends) == 2)
+		}
+		switch l.Transport {
 		case FIFO:
 			lp.FIFOs = []string{filepath.Join(run, "links", l.Name+".ab"), filepath.Join(run, "links", l.Name+".ba")}
 			p.Runtime.FIFOs = append(p.Runtime.FIFOs, lp.FIFOs...)
@@ -387,7 +400,11 @@ func Resolve(s *Spec) *Plan {
 			} else {
 				endpoint, format = "fifo:"+p.Mirrors[pl.mirror].Capture+"|none", "pcap"
 			}
-			ip.Spec = ifc.Name + "=" + endpoint + ifOptions(ifc, format, ip.Capture, pl.link >= 0 && p.Links[pl.link].OriginalTiming)
+			opts := ifOptions(ifc, format, ip.Capture, pl.link >= 0 && p.Links[pl.link].OriginalTiming)
+			if pl.link >= 0 {
+				opts += gsoOption(&p.Links[pl.link])
+			}
+			ip.Spec = ifc.Name + "=" + endpoint + opts
 			fp.Argv = append(fp.Argv, "--if", ip.Spec)
 			fp.Interfaces = append(fp.Interfaces, ip)
 		}
@@ -577,6 +594,18 @@ func ifOptions(ifc *Interface, format, capture string, originalTiming bool) stri
 		b.WriteString(",timing=original")
 	}
 	return b.String()
+}
+
+// gsoOption is the gso= option of a link's interfaces, where the plan
+// differs from the interface's default.
+func gsoOption(l *LinkPlan) string {
+	switch {
+	case l.Transport == TAP && !l.GSO:
+		return ",gso=off"
+	case l.Transport != TAP && l.GSO:
+		return ",gso=on"
+	}
+	return ""
 }
 
 // routeString writes a route so that netstack.ParseRoute reads it back:

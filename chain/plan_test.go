@@ -76,8 +76,8 @@ func TestPlanArgvAndFDs(t *testing.T) {
 		fds  []FD
 	}{
 		{a, []string{"vnf", "router", "--name", "a",
-			"--if", "x=seqpacket:3,ip=192.0.2.1/24",
-			"--if", "y=fd:4|fd:5,format=vde,ip=198.51.100.1/24,ip=2001:db8::1/64,mac=02:00:00:00:00:01,mtu=9000",
+			"--if", "x=seqpacket:3,ip=192.0.2.1/24,gso=on",
+			"--if", "y=fd:4|fd:5,format=vde,ip=198.51.100.1/24,ip=2001:db8::1/64,mac=02:00:00:00:00:01,mtu=9000,gso=on",
 			"--route", "10.0.0.0/8 via 198.51.100.2 dev y", "--route", "10.1.0.0/16 dev x",
 			"--gw", "2001:db8::2",
 			"--neigh", "198.51.100.2 lladdr 02:00:00:00:00:02",
@@ -85,11 +85,11 @@ func TestPlanArgvAndFDs(t *testing.T) {
 			"--log-level", "debug", "--control", "/run/nfpipe/t/fn/a.sock",
 			"--neigh", "192.0.2.2 lladdr " + macB + " dev x", "--neigh", "2001:db8::2 lladdr " + macC + " dev y"},
 			[]FD{{3, 0, 0, FDSocket, "x"}, {4, 1, 1, FDPipeRx, "y"}, {5, 1, 1, FDPipeTx, "y"}}},
-		{b, []string{"vnf", "host", "--name", "b", "--if", "eth0=seqpacket:3,ip=192.0.2.2/24",
+		{b, []string{"vnf", "host", "--name", "b", "--if", "eth0=seqpacket:3,ip=192.0.2.2/24,gso=on",
 			"--run=ping 192.0.2.1 count=1", "--control", "/run/nfpipe/t/fn/b.sock",
 			"--neigh", "192.0.2.1 lladdr " + macAx + " dev eth0"},
 			[]FD{{3, 0, 1, FDSocket, "eth0"}}},
-		{c, []string{"vnf", "host", "--name", "c", "--if", "eth0=fd:3|fd:4,format=vde,ip=198.51.100.2/24,ip=2001:db8::2/64,mtu=9000",
+		{c, []string{"vnf", "host", "--name", "c", "--if", "eth0=fd:3|fd:4,format=vde,ip=198.51.100.2/24,ip=2001:db8::2/64,mtu=9000,gso=on",
 			"--serve=sink udp:9000", "--stats=json", "--control", "/run/nfpipe/t/fn/c.sock",
 			"--neigh", "198.51.100.1 lladdr 02:00:00:00:00:01 dev eth0", "--neigh", "2001:db8::1 lladdr 02:00:00:00:00:01 dev eth0"},
 			[]FD{{3, 1, 0, FDPipeRx, "eth0"}, {4, 1, 0, FDPipeTx, "eth0"}}},
@@ -118,6 +118,38 @@ func TestPlanArgvAndFDs(t *testing.T) {
 	}
 	if ifc := b.Interfaces[0]; ifc.MAC == "" || ifc.MTU != 1500 {
 		t.Errorf("b.eth0 has no default MAC or MTU: %+v", ifc)
+	}
+}
+
+// TestGSOPlan checks where large segments travel whole: on links between
+// two functions and on tap links unless the spec says `gso: off`, and not
+// on the chain's stdin/stdout or files unless it says `gso: on`.
+func TestGSOPlan(t *testing.T) {
+	p := mustCheck(t, `
+		name: g
+		functions:
+		  a: {kind: router, interfaces: {p: 192.0.2.1/24, q: 198.51.100.1/24, t: 203.0.113.1/24, s: 10.0.0.1/24, u: 10.0.1.1/24}}
+		  b: {kind: host, interfaces: {eth0: 192.0.2.2/24}}
+		  c: {kind: host, interfaces: {eth0: 198.51.100.2/24}}
+		links:
+		  - [a.p, b]
+		  - {ends: [a.q, c], transport: stream, gso: off}
+		  - {ends: [a.t], tap: gt0, gso: off}
+		  - {ends: [a.s], transport: stdin}
+		  - {ends: [a.u], path: /tmp/nfpipe-gso-test.sock, gso: on}
+		`)
+	a := findFunction(t, p, "a")
+	want := map[string]string{"p": ",gso=on", "q": "", "t": ",gso=off", "s": "", "u": ",gso=on"}
+	for _, ifc := range a.Interfaces {
+		w := want[ifc.Name]
+		if has := strings.HasSuffix(ifc.Spec, w) && (w != "" || !strings.Contains(ifc.Spec, "gso=")); !has {
+			t.Errorf("interface %s: --if %s, want it to end in %q", ifc.Name, ifc.Spec, w)
+		}
+	}
+	for i, w := range []bool{true, false, false, false, true} {
+		if p.Links[i].GSO != w {
+			t.Errorf("link %s: GSO %v, want %v", p.Links[i].Name, p.Links[i].GSO, w)
+		}
 	}
 }
 
@@ -207,11 +239,11 @@ func TestMirrors(t *testing.T) {
 	}
 	a, b, mon := findFunction(t, p, "a"), findFunction(t, p, "b"), findFunction(t, p, "mon")
 	for _, tt := range []struct{ got, want string }{
-		{a.Interfaces[0].Spec, "eth0=seqpacket:3,ip=192.0.2.1/24,capture=" + capture},
-		{b.Interfaces[0].Spec, "eth0=seqpacket:3,ip=192.0.2.2/24"},
-		{a.Interfaces[1].Spec, "eth1=seqpacket:4,ip=198.51.100.1/24"},
-		{b.Interfaces[1].Spec, "eth1=seqpacket:4,ip=198.51.100.2/24,capture=/run/nfpipe/m/mirrors/watch.pcap"},
-		{a.Interfaces[2].Spec, "eth2=seqpacket:5,ip=203.0.113.1/24,capture=/run/nfpipe/m/mirrors/a.eth2--b.eth2.pcap"},
+		{a.Interfaces[0].Spec, "eth0=seqpacket:3,ip=192.0.2.1/24,capture=" + capture + ",gso=on"},
+		{b.Interfaces[0].Spec, "eth0=seqpacket:3,ip=192.0.2.2/24,gso=on"},
+		{a.Interfaces[1].Spec, "eth1=seqpacket:4,ip=198.51.100.1/24,gso=on"},
+		{b.Interfaces[1].Spec, "eth1=seqpacket:4,ip=198.51.100.2/24,capture=/run/nfpipe/m/mirrors/watch.pcap,gso=on"},
+		{a.Interfaces[2].Spec, "eth2=seqpacket:5,ip=203.0.113.1/24,capture=/run/nfpipe/m/mirrors/a.eth2--b.eth2.pcap,gso=on"},
 		{mon.Interfaces[0].Spec, "in=fifo:/run/nfpipe/m/mirrors/a.eth2--b.eth2.pcap|none,format=pcap"},
 	} {
 		if tt.got != tt.want {

@@ -298,6 +298,10 @@ type Link struct {
 	// capture's pace.
 	Replay, Record string
 	OriginalTiming bool
+	// GSO is "on" or "off" as written, "" for the default: large TCP
+	// segments travel whole on links between two functions and on tap
+	// links (see LinkPlan.GSO).
+	GSO string
 	// Mirror, when set, copies the link's frames somewhere.
 	Mirror *Mirror
 
