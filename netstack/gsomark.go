@@ -1,8 +1,6 @@
 package netstack
 
 import (
-	"fmt"
-
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
 
@@ -68,11 +66,14 @@ func (m *gsoMarker) Match(_ stack.Hook, pkt *stack.PacketBuffer, _, out string) 
 // Name implements stack.Matcher.
 func (*gsoMarker) Name() string { return "nfpipe-gso" }
 
-// installGSOMarker installs the marker (and the tables that carry it) when
-// the stack forwards and one of its links carries large segments.
-func (s *Stack) installGSOMarker() error {
+// prepareGSOMarker builds the marker when the stack forwards and one of
+// its links carries large segments. It is installed (activateGSO) with the
+// first rules, or when the first large segment arrives: until then a router
+// without rules keeps gVisor's iptables, and so its connection tracking,
+// off, which small packets would pay for.
+func (s *Stack) prepareGSOMarker() {
 	if !s.cfg.Forwarding {
-		return nil
+		return
 	}
 	m := &gsoMarker{mtu: map[string]uint32{}}
 	any := false
@@ -84,11 +85,31 @@ func (s *Stack) installGSOMarker() error {
 		any = any || st.link.gso
 	}
 	if !any {
-		return nil
+		return
 	}
-	s.gsoMark = m
-	if _, err := s.ApplyRules(&rules.Ruleset{}); err != nil {
-		return fmt.Errorf("install the GSO marker: %w", err)
+	s.gsoPending = m
+	for _, st := range s.nics {
+		if st.link != nil {
+			st.link.onLarge = s.activateGSO
+		}
 	}
-	return nil
+}
+
+// activateGSO installs the GSO marker, before the large segment that asks
+// for it is delivered. Later calls return at once.
+func (s *Stack) activateGSO() {
+	if s.gsoMark.Load() != nil {
+		return
+	}
+	s.rulesMu.Lock()
+	defer s.rulesMu.Unlock()
+	if s.gsoMark.Load() != nil {
+		return
+	}
+	s.gsoMark.Store(s.gsoPending)
+	// No rules are installed (ApplyRules would have installed the
+	// marker): the marker's tables are all there is.
+	if _, err := s.applyLocked(&rules.Ruleset{}); err != nil {
+		s.log.Error("installing the GSO marker failed: large segments will be refused", "err", err)
+	}
 }

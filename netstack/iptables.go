@@ -55,6 +55,18 @@ func (s *Stack) ApplyRules(rs *rules.Ruleset) ([]*ChainCounters, error) {
 	if err := rs.Validate(); err != nil {
 		return nil, err
 	}
+	s.rulesMu.Lock()
+	defer s.rulesMu.Unlock()
+	if s.gsoPending != nil && len(rs.Tables(rules.IPv4))+len(rs.Tables(rules.IPv6)) > 0 {
+		// Rules turn gVisor's iptables on anyway: the GSO marker costs
+		// nothing more.
+		s.gsoMark.Store(s.gsoPending)
+	}
+	return s.applyLocked(rs)
+}
+
+// applyLocked installs rs. s.rulesMu is held.
+func (s *Stack) applyLocked(rs *rules.Ruleset) ([]*ChainCounters, error) {
 	type built struct {
 		id    stack.TableID
 		table stack.Table
@@ -77,7 +89,7 @@ func (s *Stack) ApplyRules(rs *rules.Ruleset) ([]*ChainCounters, error) {
 			hasNAT = hasNAT || t.Name == "nat"
 			hasMangle = hasMangle || t.Name == "mangle"
 		}
-		if !hasMangle && s.gsoMark != nil {
+		if !hasMangle && s.gsoMark.Load() != nil {
 			// A router with GSO links carries the GSO marker (see
 			// gsoMarker) in an empty mangle table of its own.
 			b := &tableBuilder{s: s, fam: fam, t: emptyTable(fam, "mangle")}
@@ -85,7 +97,7 @@ func (s *Stack) ApplyRules(rs *rules.Ruleset) ([]*ChainCounters, error) {
 				tables = append(tables, built{b.id, tbl, fam == rules.IPv6})
 			}
 		}
-		if !hasNAT && (len(rs.Tables(rules.IPv4))+len(rs.Tables(rules.IPv6)) > 0 || s.gsoMark != nil) {
+		if !hasNAT && (len(rs.Tables(rules.IPv4))+len(rs.Tables(rules.IPv6)) > 0 || s.gsoMark.Load() != nil) {
 			// Rules switch gVisor's NAT on for every flow; an empty nat
 			// table of nfpipe's own carries the port-0 fix (see
 			// port0NoopTarget). Its counters are not shown.
@@ -196,10 +208,10 @@ func (b *tableBuilder) build() (stack.Table, []*ChainCounters, rules.ErrorList) 
 		starts[c.Name] = len(b.rules)
 		if c.Builtin {
 			tbl.BuiltinChains[gvisorHooks[c.Hook]] = len(b.rules)
-			if b.t.Name == "mangle" && c.Hook == rules.Postrouting && b.s.gsoMark != nil {
+			if m := b.s.gsoMark.Load(); m != nil && b.t.Name == "mangle" && c.Hook == rules.Postrouting {
 				// First, so that no rule's verdict can skip it; it
 				// never matches. Its counters are not shown.
-				b.rules = append(b.rules, stack.Rule{Filter: b.emptyFilter(), Matchers: []stack.Matcher{b.s.gsoMark}, Target: &continueTarget{next: len(b.rules) + 1}})
+				b.rules = append(b.rules, stack.Rule{Filter: b.emptyFilter(), Matchers: []stack.Matcher{m}, Target: &continueTarget{next: len(b.rules) + 1}})
 			}
 		}
 		for _, r := range c.Rules {

@@ -25,6 +25,21 @@ type frameSink interface {
 	Flush() error
 }
 
+// directSink is a frameSink that can also try to send one frame at once,
+// from the sender's goroutine, without waiting: packet sockets and TAPs.
+type directSink interface {
+	// TryWriteFrame sends b now if the file takes it without waiting,
+	// and reports whether it did.
+	TryWriteFrame(b []byte) (bool, error)
+}
+
+// batchReader is a frame.Reader that reads several frames at a time.
+type batchReader interface {
+	// More reports whether frames read with the last one are still to
+	// be returned.
+	More() bool
+}
+
 // flushPolicy says when buffered frames reach the file.
 type flushPolicy int
 
@@ -77,6 +92,13 @@ type linkEndpoint struct {
 	// now, on any of its NICs (shared by the stack's links); nil for
 	// one-way links, which always wait long.
 	delivering *atomic.Int64
+	// bursting counts the receive loops of the stack that deliver a frame
+	// with more of the same batch behind it (shared by the stack's links).
+	// While none does, a frame sent finds the writer idle and nothing
+	// else coming: it is written at once from the sender's goroutine (see
+	// tryDirect); during a burst, frames are queued and the writer sends
+	// them in batches.
+	bursting *atomic.Int64
 
 	mu         sync.RWMutex
 	dispatcher stack.NetworkDispatcher
@@ -108,6 +130,11 @@ type linkEndpoint struct {
 	// offloads).
 	gso  bool
 	vnet bool
+	// forwarding: the stack forwards, and deliveries hold forwardMu.
+	forwarding bool
+	// onLarge, when set, is called before a frame larger than the MTU is
+	// delivered (see Stack.activateGSO).
+	onLarge func()
 
 	malformedOnce sync.Once
 	oversizeOnce  sync.Once
@@ -229,7 +256,13 @@ func (e *linkEndpoint) readLoop(r frame.Reader, pace bool) error {
 				}
 			}
 		}
-		e.deliver(b)
+		if br, ok := r.(batchReader); ok && e.bursting != nil && br.More() {
+			e.bursting.Add(1)
+			e.deliver(b)
+			e.bursting.Add(-1)
+		} else {
+			e.deliver(b)
+		}
 	}
 }
 
@@ -241,12 +274,20 @@ func (e *linkEndpoint) deliver(b []byte) {
 	}
 	e.stats.RxFrames.Add(1)
 	e.stats.RxBytes.Add(uint64(len(b)))
+	if e.onLarge != nil && len(b) > int(e.mtu.Load())+header.EthernetMinimumSize {
+		e.onLarge()
+	}
 	e.mu.RLock()
 	d := e.dispatcher
 	e.mu.RUnlock()
 	if d == nil {
 		e.stats.RxDropped.Add(1)
 		return
+	}
+	if e.forwarding {
+		// See forwardMu.
+		forwardMu.Lock()
+		defer forwardMu.Unlock()
 	}
 	pkt := stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: buffer.MakeWithData(b)})
 	hdr, _ := pkt.LinkHeader().Consume(header.EthernetMinimumSize)
@@ -278,11 +319,11 @@ func (e *linkEndpoint) WritePackets(pkts stack.PacketBufferList) (int, tcpip.Err
 			b = append(b, s...)
 		}
 		*fb = b
-		if e.finish(fb, off, &pkt.GSOOptions) {
-			e.enqueue(fb)
-		} else {
+		if !e.finish(fb, off, &pkt.GSOOptions) || e.tryDirect(*fb) {
 			framePool.Put(fb)
+			continue
 		}
+		e.enqueue(fb)
 	}
 	return pkts.Len(), nil
 }
@@ -351,6 +392,35 @@ func (e *linkEndpoint) finish(fb *[]byte, off int, gso *stack.GSO) bool {
 		}
 	}
 	return true
+}
+
+// tryDirect writes a frame from the sender's goroutine when nothing is
+// queued or being written and no burst is being delivered, saving the
+// hand-off to the writer goroutine (a wake-up per frame, which is most of a
+// lone frame's latency through a function). It reports whether the frame
+// was dealt with (sent, or counted as a write error).
+func (e *linkEndpoint) tryDirect(b []byte) bool {
+	if e.bursting == nil || e.bursting.Load() != 0 || e.pending.Load() != 0 {
+		return false
+	}
+	ref := e.sink.Load()
+	if ref == nil {
+		return false
+	}
+	d, ok := ref.w.(directSink)
+	if !ok {
+		return false
+	}
+	sent, err := d.TryWriteFrame(b)
+	if err != nil {
+		e.writeFailed(ref, err)
+		return true
+	}
+	if sent {
+		e.stats.TxFrames.Add(1)
+		e.stats.TxBytes.Add(uint64(len(b)))
+	}
+	return sent
 }
 
 // oversize drops a frame the link cannot carry, counted and logged once.

@@ -87,25 +87,24 @@ func (e *nicEndpoint) DeliverNetworkPacket(proto tcpip.NetworkProtocolNumber, pk
 	}
 	if proto == header.IPv4ProtocolNumber && e.forwarding {
 		e.expireTTL1(pkt)
-		// See forwardMu: no other IPv4 delivery of this process may run
-		// (and reuse packet memory) while this packet is forwarded.
-		forwardMu.Lock()
-		defer forwardMu.Unlock()
 	}
 	e.Endpoint.DeliverNetworkPacket(proto, pkt)
 }
 
-// forwardMu serialises IPv4 delivery into forwarding stacks, as a guard
-// against a use-after-free in gVisor's IPv4 forwarding: forwardPacketWithRoute
-// (ipv4.go) takes the header slice h, then DeepCopyForForwarding clones the
-// buffer and pulls the header up again, which copies the shared chunk and
-// returns the original to the pool when the clone is released; h.TTL() then
-// reads the freed chunk. A concurrent reader of another NIC that took the
-// chunk from the pool in between could give the forwarded packet a wrong
-// TTL. The race detector shows it whenever two stacks forward and receive in
-// one process. With this lock, no other receive path of the process
-// allocates while a packet is forwarded. IPv6 reads the hop limit before the
-// copy and is not affected.
+// forwardMu serialises the receive paths of a forwarding stack, as a guard
+// against a use-after-free in gVisor's IPv4 forwarding (pinned version):
+// forwardPacketWithRoute (ipv4.go) reads the TTL through a header slice
+// taken before DeepCopyForForwarding, by which time the chunk under it can
+// have gone back to gVisor's buffer pool; another receive path that takes
+// that chunk for a new frame overwrites what the TTL is read from (the race
+// detector shows it). A forwarding stack's link endpoints hold this lock
+// from the allocation of a received frame to the end of its delivery (see
+// linkEndpoint.deliver), so no receive path of the process allocates while
+// a packet is forwarded. IPv6 reads the hop limit before the copy.
+//
+// Stacks that do not forward (hosts) do not take it: a process running one
+// router and other stacks with traffic of their own (only tests do) is not
+// covered, which is why forwarding is tested across processes.
 var forwardMu sync.Mutex
 
 // expireTTL1 rewrites TTL 1 to TTL 0 on an IPv4 packet that is not for this

@@ -485,6 +485,31 @@ func (p *packetConn) fill() error {
 	return nil
 }
 
+// More implements batchReader.
+func (p *packetConn) More() bool { return p.rnext < p.rn }
+
+// TryWriteFrame implements directSink: one send that does not wait. The
+// caller makes sure no batch is pending.
+func (p *packetConn) TryWriteFrame(b []byte) (bool, error) {
+	var sent bool
+	var serr error
+	err := p.rc.Write(func(fd uintptr) bool {
+		_, _, e := unix.Syscall6(unix.SYS_SENDTO, fd, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)), unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL, 0, 0)
+		switch e {
+		case 0:
+			sent = true
+		case unix.EAGAIN:
+		default:
+			serr = os.NewSyscallError("sendto", e)
+		}
+		return true // never wait here
+	})
+	if err == nil {
+		err = serr
+	}
+	return sent, err
+}
+
 // WriteFrame implements frameSink: the frame joins the batch, which goes
 // out when it is full or at Flush.
 func (p *packetConn) WriteFrame(b []byte) error {

@@ -36,9 +36,16 @@ type Stack struct {
 	// delivering counts frames being delivered into the stack (see
 	// linkEndpoint.delivering).
 	delivering atomic.Int64
-	// gsoMark lets large TCP segments through the forwarding path (nil
-	// unless the stack forwards and has a GSO link; see gsoMarker).
-	gsoMark *gsoMarker
+	// bursting counts receive loops delivering a batch (see
+	// linkEndpoint.bursting).
+	bursting atomic.Int64
+	// gsoMark lets large TCP segments through the forwarding path, once
+	// installed (see gsoMarker); gsoPending is the marker to install, nil
+	// unless the stack forwards and has a GSO link. rulesMu serialises
+	// rule installs.
+	gsoMark    atomic.Pointer[gsoMarker]
+	gsoPending *gsoMarker
+	rulesMu    sync.Mutex
 
 	startOnce sync.Once
 	closeOnce sync.Once
@@ -101,11 +108,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Stack, error) {
 		s.s.Close()
 		return nil, err
 	}
-	if err := s.installGSOMarker(); err != nil {
-		s.closeLinks()
-		s.s.Close()
-		return nil, err
-	}
+	s.prepareGSOMarker()
 	return s, nil
 }
 
@@ -189,6 +192,8 @@ func (s *Stack) addNICs(ctx context.Context) error {
 		st.nicEP.delivering = &s.delivering
 		if st.link != nil {
 			st.link.delivering = &s.delivering
+			st.link.bursting = &s.bursting
+			st.link.forwarding = s.cfg.Forwarding
 		}
 		st.nicEP.isLocal = func(a tcpip.Address) bool {
 			return s.s.CheckLocalAddress(0, header.IPv4ProtocolNumber, a) != 0

@@ -71,6 +71,7 @@ func (h *vnetHdr) encode(b []byte) {
 // moves one frame (a TAP is not a socket: no recvmmsg).
 type tapConn struct {
 	f     *os.File
+	rc    syscall.RawConn
 	vnet  bool
 	stats *LinkStats
 	rbuf  []byte
@@ -114,6 +115,27 @@ func (t *tapConn) ReadFrame() ([]byte, error) {
 func (t *tapConn) WriteFrame(b []byte) error {
 	_, err := t.f.Write(b)
 	return err
+}
+
+// TryWriteFrame implements directSink: one write that does not wait.
+func (t *tapConn) TryWriteFrame(b []byte) (bool, error) {
+	var sent bool
+	var werr error
+	err := t.rc.Write(func(fd uintptr) bool {
+		_, e := unix.Write(int(fd), b)
+		switch e {
+		case nil:
+			sent = true
+		case unix.EAGAIN:
+		default:
+			werr = os.NewSyscallError("write", e)
+		}
+		return true // never wait here
+	})
+	if err == nil {
+		err = werr
+	}
+	return sent, err
 }
 
 // Flush implements frameSink: every write reaches the device at once.
@@ -182,7 +204,12 @@ func openTAP(nc *NICConfig, mac tcpip.LinkAddress, mtu uint32, log *slog.Logger,
 		}
 		return nil, nil, fmt.Errorf("tap:%s: %w", name, err)
 	}
-	conn := &tapConn{f: f, vnet: offload, stats: stats, rbuf: make([]byte, tapReadBufferBytes)}
+	rc, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		return nil, nil, fmt.Errorf("tap:%s: %w", name, err)
+	}
+	conn := &tapConn{f: f, rc: rc, vnet: offload, stats: stats, rbuf: make([]byte, tapReadBufferBytes)}
 	e := newLinkEndpoint(nc.Name, mac, mtu, log, stats)
 	e.vnet = offload
 	e.gso = offload
