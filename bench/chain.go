@@ -33,6 +33,7 @@ type topo struct {
 	clientServe []string
 	serve       []string // what the server host serves
 	stats       bool     // every function prints --stats=json on exit
+	gsoOff      bool     // every link says gso: off
 }
 
 // maxHops is how many routers a generated chain can have.
@@ -136,9 +137,12 @@ func (t topo) spec() string {
 		if i == 0 {
 			a = "client.eth0"
 		}
-		if t.transport == "" || t.transport == "seqpacket" {
+		switch {
+		case t.gsoOff:
+			fmt.Fprintf(&b, "  - ends: [%s, %s]\n    transport: %s\n    gso: off\n", a, z, t.transportName())
+		case t.transport == "" || t.transport == "seqpacket":
 			fmt.Fprintf(&b, "  - [%s, %s]\n", a, z)
-		} else {
+		default:
 			fmt.Fprintf(&b, "  - ends: [%s, %s]\n    transport: %s\n", a, z, t.transport)
 		}
 	}

@@ -48,6 +48,7 @@ const (
 	kvKernelMasq  = "kernel-masq"
 	kvNfpipe      = "nfpipe"
 	kvNfpipeBare  = "nfpipe-norules"
+	kvNfpipeNoGSO = "nfpipe-nogso"
 	kvNfpipeMasq  = "nfpipe-masq"
 	kvCopyGo      = "copy-go"
 	kvCopyRaw     = "copy-raw"
@@ -63,6 +64,7 @@ var kernelLabels = map[string]string{
 	kvKernelMasq:  "Linux kernel router (veth), MASQUERADE",
 	kvNfpipe:      "nfpipe router (TAP, MASQUERADE + 20 rules)",
 	kvNfpipeBare:  "nfpipe router (TAP, no rules)",
+	kvNfpipeNoGSO: "nfpipe router (TAP, MASQUERADE + 20 rules, gso=off: no TAP offloads)",
 	kvNfpipeMasq:  "nfpipe router (TAP, MASQUERADE)",
 	kvCopyGo:      "Go TAP copier (os.File)",
 	kvCopyRaw:     "Go TAP copier (raw syscalls)",
@@ -95,7 +97,7 @@ COMMIT
 // rulesFor returns the rule text of a variant ("" for none).
 func rulesFor(variant string) string {
 	switch variant {
-	case kvKernelRules, kvNfpipe:
+	case kvKernelRules, kvNfpipe, kvNfpipeNoGSO:
 		return benchRules
 	case kvKernelMasq, kvNfpipeMasq:
 		return masqRules
@@ -171,11 +173,15 @@ func (h *harness) newKernelTopo(ctx context.Context, variant string, mtu int) (k
 				return kt, fmt.Errorf("iptables-nft-restore in %s: %v: %s", kt.r, err, out)
 			}
 		}
-	case kvNfpipe, kvNfpipeBare, kvNfpipeMasq:
+	case kvNfpipe, kvNfpipeBare, kvNfpipeMasq, kvNfpipeNoGSO:
 		ctl := filepath.Join(h.work, h.name("ctl")+".sock")
+		opt := ""
+		if variant == kvNfpipeNoGSO {
+			opt = ",gso=off"
+		}
 		argv := inNS(kt.r, h.nfpipe, "vnf", "router", "--name", "bench", "--control", ctl,
-			"--if", fmt.Sprintf("eth0=tap:c0,ip=192.0.2.1/24,mtu=%d", mtu),
-			"--if", fmt.Sprintf("eth1=tap:s0,ip=198.51.100.1/24,mtu=%d", mtu))
+			"--if", fmt.Sprintf("eth0=tap:c0,ip=192.0.2.1/24,mtu=%d%s", mtu, opt),
+			"--if", fmt.Sprintf("eth1=tap:s0,ip=198.51.100.1/24,mtu=%d%s", mtu, opt))
 		if rules := rulesFor(variant); rules != "" {
 			path := filepath.Join(h.work, h.name("rules")+".rules")
 			if err := os.WriteFile(path, []byte(rules), 0o644); err != nil {
@@ -384,9 +390,9 @@ func runKernelEnds(ctx context.Context, h *harness) error {
 			cases = append(cases, kcase{v, 1500, reps})
 		}
 	} else {
-		for _, v := range []string{kvKernel, kvKernelRules, kvNfpipe, kvNfpipeBare, kvCopyGo, kvCopyRaw, kvSlirp, kvPasta} {
+		for _, v := range []string{kvKernel, kvKernelRules, kvNfpipe, kvNfpipeNoGSO, kvNfpipeBare, kvCopyGo, kvCopyRaw, kvSlirp, kvPasta} {
 			reps := 3
-			if v == kvKernel || v == kvKernelRules || v == kvNfpipeBare {
+			if v == kvKernel || v == kvKernelRules || v == kvNfpipeBare || v == kvNfpipeNoGSO {
 				reps = 1
 			}
 			cases = append(cases, kcase{v, 1500, reps})
