@@ -33,6 +33,12 @@ type directSink interface {
 	TryWriteFrame(b []byte) (bool, error)
 }
 
+// ownedSink is a frameSink that takes frame buffers from framePool as they
+// are, and puts them back once written: no copy.
+type ownedSink interface {
+	WriteOwned(fb *[]byte) error
+}
+
 // batchReader is a frame.Reader that reads several frames at a time.
 type batchReader interface {
 	// More reports whether frames read with the last one are still to
@@ -148,6 +154,14 @@ type linkEndpoint struct {
 type sinkRef struct {
 	w      frameSink
 	closer io.Closer // closed on a write error (session sinks only)
+}
+
+// sinkOrNil is the sink of a possibly nil reference.
+func (r *sinkRef) sinkOrNil() frameSink {
+	if r == nil {
+		return nil
+	}
+	return r.w
 }
 
 var _ stack.LinkEndpoint = (*linkEndpoint)(nil)
@@ -289,10 +303,29 @@ func (e *linkEndpoint) deliver(b []byte) {
 		forwardMu.Lock()
 		defer forwardMu.Unlock()
 	}
-	pkt := stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: buffer.MakeWithData(b)})
+	pkt := stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: frameBuffer(b)})
 	hdr, _ := pkt.LinkHeader().Consume(header.EthernetMinimumSize)
 	d.DeliverNetworkPacket(header.Ethernet(hdr).Type(), pkt)
 	pkt.DecRef()
+}
+
+// headRoom is how much of a received frame goes into a chunk of its own:
+// every header the stack parses (Ethernet, IPv4 with options or IPv6, TCP
+// with options) fits. gVisor's forwarding path clones the packet and then
+// reads its network header, which copies the chunk under it (copy on
+// write); with the headers alone in that chunk, a 64 KiB segment costs a
+// copy of a few hundred bytes there instead of one of 64 KiB.
+const headRoom = 256
+
+// frameBuffer copies a received frame into a gVisor buffer: headers and
+// payload in two chunks when the frame is larger than headRoom.
+func frameBuffer(b []byte) buffer.Buffer {
+	if len(b) <= headRoom {
+		return buffer.MakeWithData(b)
+	}
+	buf := buffer.MakeWithView(buffer.NewViewWithData(b[:headRoom]))
+	buf.Append(buffer.NewViewWithData(b[headRoom:]))
+	return buf
 }
 
 // framePool recycles frame buffers between WritePackets and the writer.
@@ -496,17 +529,28 @@ func (e *linkEndpoint) writeLoop() {
 				}
 			}
 		}
-		buf := *fb
-		if ref := e.sink.Load(); ref == nil {
+		n := len(*fb)
+		var err error
+		ref := e.sink.Load()
+		switch w := ref.sinkOrNil().(type) {
+		case nil:
 			e.stats.TxNoPath.Add(1)
-		} else if err := ref.w.WriteFrame(buf); err != nil {
+		case ownedSink:
+			err = w.WriteOwned(fb)
+			fb = nil
+		default:
+			err = w.WriteFrame(*fb)
+		}
+		if err != nil {
 			e.writeFailed(ref, err)
-		} else {
+		} else if ref != nil {
 			e.stats.TxFrames.Add(1)
-			e.stats.TxBytes.Add(uint64(len(buf)))
+			e.stats.TxBytes.Add(uint64(n))
 			dirty = true
 		}
-		framePool.Put(fb)
+		if fb != nil {
+			framePool.Put(fb)
+		}
 		if len(e.txq) == 0 {
 			if e.policy == flushWhenIdle {
 				flush()

@@ -392,11 +392,12 @@ type packetConn struct {
 	rn    int
 	rnext int
 
-	// Send batch: frames copied in by WriteFrame, sent by Flush.
-	wbufs [][]byte
-	whdrs []unix.Mmsghdr
-	wiov  []unix.Iovec
-	wn    int
+	// Send batch: frame buffers handed over by WriteOwned (or copied in
+	// by WriteFrame), sent by Flush.
+	wframes []*[]byte
+	whdrs   []unix.Mmsghdr
+	wiov    []unix.Iovec
+	wn      int
 }
 
 // packetBatch is how many messages one system call moves at most.
@@ -411,7 +412,7 @@ func newPacketConn(c *net.UnixConn, stats *LinkStats) (*packetConn, error) {
 	p.rbufs = make([][]byte, packetBatch)
 	p.rhdrs = make([]unix.Mmsghdr, packetBatch)
 	p.riov = make([]unix.Iovec, packetBatch)
-	p.wbufs = make([][]byte, packetBatch)
+	p.wframes = make([]*[]byte, packetBatch)
 	p.whdrs = make([]unix.Mmsghdr, packetBatch)
 	p.wiov = make([]unix.Iovec, packetBatch)
 	for i := range packetBatch {
@@ -422,7 +423,6 @@ func newPacketConn(c *net.UnixConn, stats *LinkStats) (*packetConn, error) {
 		p.riov[i].SetLen(len(p.rbufs[i]))
 		p.rhdrs[i].Hdr.Iov = &p.riov[i]
 		p.rhdrs[i].Hdr.SetIovlen(1)
-		p.wbufs[i] = make([]byte, 0, frame.MaxFrame)
 		p.whdrs[i].Hdr.Iov = &p.wiov[i]
 		p.whdrs[i].Hdr.SetIovlen(1)
 	}
@@ -513,12 +513,21 @@ func (p *packetConn) TryWriteFrame(b []byte) (bool, error) {
 // WriteFrame implements frameSink: the frame joins the batch, which goes
 // out when it is full or at Flush.
 func (p *packetConn) WriteFrame(b []byte) error {
-	if p.wn == len(p.wbufs) {
+	fb := framePool.Get().(*[]byte)
+	*fb = append((*fb)[:0], b...)
+	return p.WriteOwned(fb)
+}
+
+// WriteOwned implements ownedSink: the frame buffer itself joins the
+// batch (no copy), and goes back to framePool once sent.
+func (p *packetConn) WriteOwned(fb *[]byte) error {
+	if p.wn == len(p.wframes) {
 		if err := p.Flush(); err != nil {
+			framePool.Put(fb)
 			return err
 		}
 	}
-	p.wbufs[p.wn] = append(p.wbufs[p.wn][:0], b...)
+	p.wframes[p.wn] = fb
 	p.wn++
 	return nil
 }
@@ -526,11 +535,13 @@ func (p *packetConn) WriteFrame(b []byte) error {
 // Flush implements frameSink: it sends the batch, waiting for room in the
 // socket (backpressure) as a blocking write would.
 func (p *packetConn) Flush() error {
+	defer p.release()
 	sent := 0
 	for sent < p.wn {
 		for i := sent; i < p.wn; i++ {
-			p.wiov[i].Base = &p.wbufs[i][0]
-			p.wiov[i].SetLen(len(p.wbufs[i]))
+			b := *p.wframes[i]
+			p.wiov[i].Base = &b[0]
+			p.wiov[i].SetLen(len(b))
 		}
 		var n int
 		var serr error
@@ -549,11 +560,18 @@ func (p *packetConn) Flush() error {
 			err = serr
 		}
 		if err != nil {
-			p.wn = 0
 			return err
 		}
 		sent += n
 	}
-	p.wn = 0
 	return nil
+}
+
+// release returns the batch's frame buffers to framePool.
+func (p *packetConn) release() {
+	for i := range p.wn {
+		framePool.Put(p.wframes[i])
+		p.wframes[i] = nil
+	}
+	p.wn = 0
 }
