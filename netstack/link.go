@@ -115,6 +115,8 @@ type linkEndpoint struct {
 	hasTx   bool
 	txq     chan *[]byte
 	pending atomic.Int64 // frames queued or being written
+	// lastSend is when WritePackets last took a frame (Unix nanoseconds).
+	lastSend atomic.Int64
 
 	// rxDone is closed when the receive side ends (EOF or fatal error);
 	// rxErr holds the error, nil for a clean EOF.
@@ -352,7 +354,9 @@ func (e *linkEndpoint) WritePackets(pkts stack.PacketBufferList) (int, tcpip.Err
 			b = append(b, s...)
 		}
 		*fb = b
-		if !e.finish(fb, off, &pkt.GSOOptions) || e.tryDirect(*fb) {
+		now := time.Now().UnixNano()
+		idle := now-e.lastSend.Swap(now) > int64(directIdle)
+		if !e.finish(fb, off, &pkt.GSOOptions) || (idle && e.tryDirect(*fb)) {
 			framePool.Put(fb)
 			continue
 		}
@@ -426,6 +430,12 @@ func (e *linkEndpoint) finish(fb *[]byte, off int, gso *stack.GSO) bool {
 	}
 	return true
 }
+
+// directIdle is how long a link must have sent nothing for a frame to be
+// written directly (tryDirect): a lone frame (a ping, a request) saves the
+// hand-off to the writer, while a stream of frames keeps going through the
+// writer, which sends them in batches (one system call for many frames).
+const directIdle = 50 * time.Microsecond
 
 // tryDirect writes a frame from the sender's goroutine when nothing is
 // queued or being written and no burst is being delivered, saving the
