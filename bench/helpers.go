@@ -24,6 +24,10 @@ func runHelper(role string, args []string) int {
 		err = natServer(args)
 	case "__natclient":
 		err = natClient(args)
+	case "__pingpong":
+		err = pingPong(args)
+	case "__pingecho":
+		err = pingEcho()
 	case "__idle":
 		// The smallest Go process: what any function costs before it
 		// does anything (RSS, exec-to-first-line).

@@ -85,6 +85,12 @@ func runLatency(ctx context.Context, h *harness) error {
 		}
 		add(k.variant, k.name, samples, count, k.baseKey, k.baseName)
 	}
+	// The floor of a hop: two processes waking each other.
+	if out, err := h.run(ctx, time.Duration(count)*interval+30*time.Second, h.self, "__pingpong", strconv.Itoa(count), interval.String()); err != nil {
+		h.fail(pingPongRowName+", p50", "µs", err)
+	} else {
+		add("pingpong", pingPongRowName, pingSamples(out), count, "", "")
+	}
 	for _, hops := range []int{0, 1, 4} {
 		if ctx.Err() != nil {
 			return ctx.Err()

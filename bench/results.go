@@ -175,6 +175,9 @@ func (h *harness) targets() [][3]string {
 			if pn, ok := h.find(latencyRowName(n, "p50")); ok {
 				per := (pn - p0) / float64(n)
 				out = append(out, [3]string{fmt.Sprintf("added round trip per hop, p50 ≤ 60 µs (over %s)", hopsStr(n)), fmt.Sprintf("%.0f µs", per), yes(per <= 60)})
+				if floor, ok := h.find(pingPongRowName + ", p50"); ok && n == 1 {
+					out = append(out, [3]string{"… for scale: the wake-up floor of a hop's two crossings (bare Go ping-pong, same pace)", fmt.Sprintf("%.0f µs (hop: %.1fx the floor)", floor, per/floor), "—"})
+				}
 			}
 		}
 	}
