@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -196,6 +197,7 @@ func TestCLIErrors(t *testing.T) {
 		{"bad stats", []string{"vnf", "host", "--if", "eth0=stdin", "--ip", "192.0.2.10/24", "--stats=xml"}, []string{"--stats=xml"}},
 		{"bad log level", []string{"vnf", "host", "--if", "eth0=stdin", "--log-level", "loud"}, []string{`"loud"`}},
 		{"no interface", []string{"vnf", "host", "--run", "ping 192.0.2.1"}, []string{"--if"}},
+		{"negative procs", []string{"vnf", "host", "--if", "eth0=stdin", "--procs", "-1"}, []string{"--procs -1"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -217,6 +219,41 @@ func TestCLIErrors(t *testing.T) {
 			wantContains(t, c.name, strings.ReplaceAll(res.Stderr, `\"`, `"`), c.want...)
 			if res.Stdout != "" {
 				t.Errorf("bad options still produced output on stdout:\n%s", res.Stdout)
+			}
+		})
+	}
+}
+
+// TestProcs: a function runs on one CPU unless --procs (or a GOMAXPROCS
+// variable set on purpose) says otherwise; its --stats report says which.
+func TestProcs(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name string
+		args []string
+		env  []string
+		want float64
+	}{
+		{"default", nil, []string{"GOMAXPROCS="}, 1},
+		{"--procs 2", []string{"--procs", "2"}, nil, 2},
+		{"GOMAXPROCS=2", nil, []string{"GOMAXPROCS=2"}, 2},
+		{"--procs wins over GOMAXPROCS", []string{"--procs", "1"}, []string{"GOMAXPROCS=2"}, 1},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := testContext(t, 20*time.Second)
+			out := filepath.Join(t.TempDir(), "frames")
+			args := append([]string{"vnf", "host", "--if", "eth0=none|file:" + out, "--ip", "192.0.2.10/24", "--stats=json", "--timeout", "100ms"}, c.args...)
+			res := run(t, ctx, 10*time.Second, procSpec{Args: args, Env: c.env})
+			wantCode(t, c.name, res, 0)
+			var rep struct {
+				Procs float64 `json:"procs"`
+			}
+			if err := json.Unmarshal([]byte(res.Stdout), &rep); err != nil {
+				t.Fatalf("stats report: %v\n%s", err, res.Stdout)
+			}
+			if rep.Procs != c.want {
+				t.Errorf("procs = %v, want %v", rep.Procs, c.want)
 			}
 		})
 	}

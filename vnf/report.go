@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"runtime"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -13,9 +14,11 @@ import (
 
 // StatsReport is the JSON form of a function's counters (--stats=json).
 type StatsReport struct {
-	Name string         `json:"name"`
-	Kind string         `json:"kind"`
-	Net  netstack.Stats `json:"stack"`
+	Name string `json:"name"`
+	Kind string `json:"kind"`
+	// Procs is the function's GOMAXPROCS (see --procs).
+	Procs int            `json:"procs"`
+	Net   netstack.Stats `json:"stack"`
 	// Apps holds what the function's own applications counted.
 	Apps any `json:"apps,omitempty"`
 	// Rules holds per-chain policy and per-rule counters.
@@ -23,7 +26,7 @@ type StatsReport struct {
 }
 
 func statsReport(cfg *Config, stk *netstack.Stack, fn Function, rst *ruleState) StatsReport {
-	rep := StatsReport{Name: cfg.Stack.Name, Kind: cfg.Kind, Net: stk.Stats(), Rules: rst.snapshot()}
+	rep := StatsReport{Name: cfg.Stack.Name, Kind: cfg.Kind, Procs: runtime.GOMAXPROCS(0), Net: stk.Stats(), Rules: rst.snapshot()}
 	if r, ok := fn.(Reporter); ok {
 		rep.Apps = r.Report()
 	}
@@ -54,7 +57,7 @@ func WriteText(w io.Writer, rep *StatsReport) {
 	tw.Flush()
 	var notes []string
 	for _, ifc := range rep.Net.Interfaces {
-		for _, k := range []string{"rx_malformed", "rx_other_host", "rx_dropped", "rx_ttl_expired", "tx_no_path", "tx_errors", "tx_queue_drops", "tx_waits"} {
+		for _, k := range []string{"rx_malformed", "rx_other_host", "rx_dropped", "rx_ttl_expired", "tx_no_path", "tx_errors", "tx_queue_drops", "tx_oversize", "tx_waits", "tx_large", "tx_split"} {
 			if v := ifc.Counters[k]; v > 0 {
 				notes = append(notes, fmt.Sprintf("%s.%s=%d", ifc.Name, k, v))
 			}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -67,6 +68,9 @@ func (r *Runner) Run(ctx context.Context, cfg Config) int {
 		cfg.Stack.Name = kind.Name
 	}
 	cfg.Stack.Forwarding = kind.Forwarding
+	if cfg.Procs > 0 {
+		runtime.GOMAXPROCS(cfg.Procs)
+	}
 	log = log.With("vnf", cfg.Stack.Name, "kind", kind.Name)
 	fn, err := kind.New(&cfg)
 	if err != nil {

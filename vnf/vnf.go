@@ -33,6 +33,10 @@ type Config struct {
 	Linger bool
 	// Timeout stops the function after this long; zero means never.
 	Timeout time.Duration
+	// Procs is how many CPUs may run the function's Go code at once
+	// (GOMAXPROCS); 0 leaves the Go runtime's choice (all CPUs, or the
+	// GOMAXPROCS variable).
+	Procs int
 	// Stats selects the counters printed on exit: "", "text" or "json".
 	Stats string
 	// RuleFiles are iptables rule files (iptables-save format or one

@@ -7,6 +7,7 @@ package kindflags
 import (
 	"fmt"
 	"net/netip"
+	"os"
 	"strings"
 
 	"github.com/spf13/pflag"
@@ -37,6 +38,7 @@ func Define(f *pflag.FlagSet, k *vnf.Kind) {
 	f.Bool("linger", false, "keep running after the input ends")
 	f.StringArray("end-on", nil, "end when the input of these interfaces ends (default: of every interface whose input can end) (repeatable)")
 	f.Duration("timeout", 0, "stop after this long (e.g. 30s); 0 = never")
+	f.Int("procs", 1, "CPUs that may run this function at once (GOMAXPROCS); 0 = all (or the GOMAXPROCS variable). One is faster when functions outnumber CPUs, as in most chains")
 	f.Duration("connect-timeout", netstack.DefaultConnectTimeout, "how long unix: interfaces wait for their listener")
 	f.String("control", "", "serve status, stats, reload, stop and live capture on this unix socket while running")
 	f.String("config", "", "read settings from this YAML/JSON/TOML file (flags win)")
@@ -214,6 +216,13 @@ func Build(fs *pflag.FlagSet, v *viper.Viper, k *vnf.Kind) (vnf.Config, error) {
 	cfg.Linger = v.GetBool("linger")
 	cfg.Control = v.GetString("control")
 	cfg.Timeout = v.GetDuration("timeout")
+	cfg.Procs = v.GetInt("procs")
+	if cfg.Procs < 0 {
+		return cfg, fmt.Errorf("--procs %d: want 0 (all CPUs) or more", cfg.Procs)
+	}
+	if os.Getenv("GOMAXPROCS") != "" && !fs.Changed("procs") && os.Getenv("NFPIPE_PROCS") == "" && !v.InConfig("procs") {
+		cfg.Procs = 0 // the GOMAXPROCS variable, set on purpose, wins over the default
+	}
 	switch st := v.GetString("stats"); st {
 	case "", "text", "json":
 		cfg.Stats = st
