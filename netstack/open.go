@@ -491,23 +491,29 @@ func (p *packetConn) More() bool { return p.rnext < p.rn }
 // TryWriteFrame implements directSink: one send that does not wait. The
 // caller makes sure no batch is pending.
 func (p *packetConn) TryWriteFrame(b []byte) (bool, error) {
-	var sent bool
-	var serr error
-	err := p.rc.Write(func(fd uintptr) bool {
+	return tryOnce(p.rc, "sendto", func(fd uintptr) unix.Errno {
 		_, _, e := unix.Syscall6(unix.SYS_SENDTO, fd, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)), unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL, 0, 0)
-		switch e {
-		case 0:
-			sent = true
-		case unix.EAGAIN:
-		default:
-			serr = os.NewSyscallError("sendto", e)
-		}
-		return true // never wait here
+		return e
 	})
-	if err == nil {
-		err = serr
+}
+
+// tryOnce makes one non-blocking write on rc and reports whether it went
+// out: EAGAIN is "not now", not an error.
+func tryOnce(rc syscall.RawConn, op string, write func(fd uintptr) unix.Errno) (bool, error) {
+	var e unix.Errno
+	if err := rc.Write(func(fd uintptr) bool {
+		e = write(fd)
+		return true // never wait here
+	}); err != nil {
+		return false, err
 	}
-	return sent, err
+	switch e {
+	case 0:
+		return true, nil
+	case unix.EAGAIN:
+		return false, nil
+	}
+	return false, os.NewSyscallError(op, e)
 }
 
 // WriteFrame implements frameSink: the frame joins the batch, which goes

@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"strings"
 	"syscall"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 	"gvisor.dev/gvisor/pkg/tcpip"
@@ -119,23 +120,10 @@ func (t *tapConn) WriteFrame(b []byte) error {
 
 // TryWriteFrame implements directSink: one write that does not wait.
 func (t *tapConn) TryWriteFrame(b []byte) (bool, error) {
-	var sent bool
-	var werr error
-	err := t.rc.Write(func(fd uintptr) bool {
-		_, e := unix.Write(int(fd), b)
-		switch e {
-		case nil:
-			sent = true
-		case unix.EAGAIN:
-		default:
-			werr = os.NewSyscallError("write", e)
-		}
-		return true // never wait here
+	return tryOnce(t.rc, "write", func(fd uintptr) unix.Errno {
+		_, _, e := unix.Syscall(unix.SYS_WRITE, fd, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
+		return e
 	})
-	if err == nil {
-		err = werr
-	}
-	return sent, err
 }
 
 // Flush implements frameSink: every write reaches the device at once.

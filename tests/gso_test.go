@@ -61,14 +61,8 @@ func TestGSOThroughRouter(t *testing.T) {
 				t.Errorf("a sent no large segments on its gso=on link")
 			}
 
-			rtr.signal(t, syscall.SIGTERM)
-			far.signal(t, syscall.SIGTERM)
-			if code := rtr.wait(t, 10*time.Second); code != 0 {
-				t.Errorf("router: exit status %d", code)
-			}
-			if code := far.wait(t, 10*time.Second); code != 0 {
-				t.Errorf("b: exit status %d", code)
-			}
+			stopWithin(t, rtr, syscall.SIGTERM, 10*time.Second)
+			stopWithin(t, far, syscall.SIGTERM, 10*time.Second)
 			rrep := parseStats(t, "router", rtr.stdout.String())
 			large, split := counter(t, rrep, "eth1", "tx_large"), counter(t, rrep, "eth1", "tx_split")
 			if tc.whole && (large == 0 || split != 0) {
