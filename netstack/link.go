@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -454,7 +455,16 @@ func (e *linkEndpoint) tryDirect(b []byte) bool {
 	if !ok {
 		return false
 	}
+	select {
+	case <-e.closing:
+		return false // enqueue counts it: no path any more
+	default:
+	}
 	sent, err := d.TryWriteFrame(b)
+	if errors.Is(err, net.ErrClosed) {
+		e.stats.TxNoPath.Add(1) // closed under us while stopping
+		return true
+	}
 	if err != nil {
 		e.writeFailed(ref, err)
 		return true
