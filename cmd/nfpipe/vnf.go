@@ -42,7 +42,10 @@ With RX|TX the first endpoint receives and the second sends:
 eth0=fifo:/tmp/in|fifo:/tmp/out. stdin alone only receives, stdout alone only
 sends. Keys: format=qemu|vde|pcap|hex (framing on byte streams, default qemu),
 ip=ADDR/LEN (repeatable), mac=MAC, mtu=N, peer=MAC|broadcast,
-timing=original (pcap replay pace), capture=PATH, netns=NS (tap).
+timing=original (pcap replay pace), capture=PATH, netns=NS (tap),
+gso=on|off (TCP segments up to 64 KiB cross the link whole: the peer must be
+nfpipe; on by default for tap, with the kernel's offloads; elsewhere large
+segments are split to the MTU).
 
 Formats: qemu = 4-byte big-endian length + frame (QEMU -netdev stream, passt);
 vde = 2-byte length + frame (vde_plug); pcap = libpcap stream (tcpdump -r -,
