@@ -35,14 +35,18 @@ type harness struct {
 	started, finished time.Time
 	machine           machineInfo
 
-	mu       sync.Mutex
-	rows     []row
-	notes    []string
-	series   map[string][]point // plot data, by plot and series
-	cdfs     map[string][]float64
-	pps      map[int]*ppsBest // best small-packet rate by hops, for the targets
-	cleanups []func()         // undone last-in first-out
-	seq      int              // for unique names within the run
+	mu     sync.Mutex
+	rows   []row
+	notes  []string
+	series map[string][]point // plot data, by plot and series
+	cdfs   map[string][]float64
+	pps    map[int]*ppsBest // best small-packet rate by hops, for the targets
+	// rawPPS is the router's own 64-byte rate (raw source and sink) and
+	// rawSilent what it lost without counting; 0 when not measured.
+	rawPPS    float64
+	rawSilent int64
+	cleanups  []func() // undone last-in first-out
+	seq       int      // for unique names within the run
 }
 
 // row is one figure of the results table.

@@ -24,6 +24,10 @@ func runHelper(role string, args []string) int {
 		err = natServer(args)
 	case "__natclient":
 		err = natClient(args)
+	case "__rawsrc":
+		err = rawSource(args)
+	case "__rawsink":
+		err = rawSink(args)
 	case "__pingpong":
 		err = pingPong(args)
 	case "__pingecho":

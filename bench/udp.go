@@ -65,10 +65,13 @@ func runSmallPackets(ctx context.Context, h *harness) error {
 		b.silent += res.silent()
 		h.mu.Unlock()
 	}
+	runRawPPS(ctx, h)
 	h.note("3. Small packets", fmt.Sprintf("gen udp size=%d (60-byte frames, 64 on the wire) for %gs at the rate in the row's name, then a ping that waits for the queues to drain; "+
 		"offered = what gen managed to send (links push back on a full queue, so gen slows down rather than overrun them), "+
 		"delivered = sink packets / gen's seconds; drops counted = every function's link drops, ip.outgoing_packet_errors and udp.receive_buffer_errors "+
-		"(these may include an ARP or ping frame; silent = lost − counted, at least 0).", udpPayload, secs))
+		"(these may include an ARP or ping frame; silent = lost − counted, at least 0). "+
+		"The raw rows take the hosts out: a bare process sends the same 60-byte frame into the router (sendmmsg, 32 at a time, as fast as the link takes them) "+
+		"and another counts what comes out (recvmmsg), so the router's own rate is measured; the bare copy between the same two processes is its ceiling.", udpPayload, secs))
 	return nil
 }
 

@@ -1,0 +1,280 @@
+package main
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// The router-capacity measurement: a raw frame source and a raw frame
+// counter, each a bare process on one end of a SOCK_SEQPACKET socketpair,
+// with one nfpipe router between them. Unlike the gen → router → sink
+// chains, no stack sends or receives: what is measured is the router's
+// own forwarding rate (one hop), next to the bare copy between the same two
+// processes with no router.
+var (
+	rawRouterMAC = []byte{0x02, 0x00, 0x00, 0x00, 0x01, 0x01} // router eth0
+	rawSrcMAC    = []byte{0x02, 0x00, 0x00, 0x00, 0x01, 0x02}
+	rawSinkMAC   = "02:00:00:00:02:02"
+)
+
+// rawRowName names the router-capacity row.
+const rawRowName = "64-byte UDP, 1 hop, raw frame source and sink (the router alone)"
+
+// rawFrame is a 60-byte Ethernet frame carrying IPv4/UDP 192.0.2.2:9000 →
+// 198.51.100.2:9000 with an 18-byte payload, addressed to the router.
+func rawFrame() []byte {
+	b := make([]byte, 14+20+8+udpPayload)
+	copy(b[0:6], rawRouterMAC)
+	copy(b[6:12], rawSrcMAC)
+	binary.BigEndian.PutUint16(b[12:], 0x0800)
+	ip := b[14:34]
+	ip[0], ip[8], ip[9] = 0x45, 64, 17
+	binary.BigEndian.PutUint16(ip[2:], uint16(20+8+udpPayload))
+	copy(ip[12:16], []byte{192, 0, 2, 2})
+	copy(ip[16:20], []byte{198, 51, 100, 2})
+	var sum uint32
+	for i := 0; i < 20; i += 2 {
+		sum += uint32(binary.BigEndian.Uint16(ip[i:]))
+	}
+	for sum > 0xffff {
+		sum = sum&0xffff + sum>>16
+	}
+	binary.BigEndian.PutUint16(ip[10:], ^uint16(sum))
+	udp := b[34:42]
+	binary.BigEndian.PutUint16(udp[0:], 9000)
+	binary.BigEndian.PutUint16(udp[2:], 9000)
+	binary.BigEndian.PutUint16(udp[4:], uint16(8+udpPayload)) // checksum 0: none (IPv4)
+	return b
+}
+
+// rawSource sends rawFrame on fd 3 for SECONDS, 32 per sendmmsg, waiting
+// when the socket is full (the link's backpressure), and prints how many.
+func rawSource(args []string) error {
+	if len(args) != 1 {
+		return fmt.Errorf("usage: __rawsrc SECONDS")
+	}
+	secs, err := strconv.ParseFloat(args[0], 64)
+	if err != nil {
+		return err
+	}
+	const batch = 32
+	f := rawFrame()
+	hdrs := make([]unix.Mmsghdr, batch)
+	iov := make([]unix.Iovec, batch)
+	for i := range hdrs {
+		iov[i].Base = &f[0]
+		iov[i].SetLen(len(f))
+		hdrs[i].Hdr.Iov = &iov[i]
+		hdrs[i].Hdr.SetIovlen(1)
+	}
+	var sent int64
+	start := time.Now()
+	end := start.Add(time.Duration(secs * float64(time.Second)))
+	for time.Now().Before(end) {
+		r, _, e := unix.Syscall6(unix.SYS_SENDMMSG, 3, uintptr(unsafe.Pointer(&hdrs[0])), batch, 0, 0, 0)
+		if e == unix.EINTR {
+			continue
+		}
+		if e != 0 {
+			return fmt.Errorf("sendmmsg: %w", e)
+		}
+		sent += int64(r)
+	}
+	fmt.Printf("%d %.6f\n", sent, time.Since(start).Seconds())
+	return nil
+}
+
+// rawSink counts the frames on fd 3 until none has come for IDLE after
+// the first, and prints how many and over how long.
+func rawSink(args []string) error {
+	if len(args) != 1 {
+		return fmt.Errorf("usage: __rawsink IDLE")
+	}
+	idle, err := time.ParseDuration(args[0])
+	if err != nil {
+		return err
+	}
+	const batch = 64
+	bufs := make([][]byte, batch)
+	hdrs := make([]unix.Mmsghdr, batch)
+	iov := make([]unix.Iovec, batch)
+	for i := range hdrs {
+		bufs[i] = make([]byte, 2048)
+		iov[i].Base = &bufs[i][0]
+		iov[i].SetLen(len(bufs[i]))
+		hdrs[i].Hdr.Iov = &iov[i]
+		hdrs[i].Hdr.SetIovlen(1)
+	}
+	tv := unix.NsecToTimeval(idle.Nanoseconds())
+	if err := unix.SetsockoptTimeval(3, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
+		return err
+	}
+	var count int64
+	var first, last time.Time
+	for {
+		r, _, e := unix.Syscall6(unix.SYS_RECVMMSG, 3, uintptr(unsafe.Pointer(&hdrs[0])), batch, unix.MSG_WAITFORONE, 0, 0)
+		if e == unix.EINTR {
+			continue
+		}
+		if e == unix.EAGAIN {
+			if count > 0 {
+				break
+			}
+			continue
+		}
+		if e != 0 {
+			return fmt.Errorf("recvmmsg: %w", e)
+		}
+		if r == 0 {
+			break
+		}
+		now := time.Now()
+		if first.IsZero() {
+			first = now
+		}
+		last = now
+		eof := false
+		for i := 0; i < int(r); i++ {
+			b := bufs[i][:hdrs[i].Len]
+			if len(b) == 0 {
+				eof = true // the source closed its end (no router)
+				break
+			}
+			// Only the datagrams: not an ARP or IPv6 frame.
+			if len(b) >= 42 && b[12] == 0x08 && b[13] == 0x00 && b[23] == 17 {
+				count++
+			}
+		}
+		if eof {
+			break
+		}
+	}
+	fmt.Printf("%d %.6f\n", count, last.Sub(first).Seconds())
+	return nil
+}
+
+// seqpacketPair is a SOCK_SEQPACKET socketpair with nfpipe's buffer sizes.
+func seqpacketPair() (a, b *os.File, err error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("socketpair: %w", err)
+	}
+	for _, fd := range fds {
+		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, 4<<20)
+		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 4<<20)
+	}
+	return os.NewFile(uintptr(fds[0]), "a"), os.NewFile(uintptr(fds[1]), "b"), nil
+}
+
+// rawResult is one raw run: frames sent, counted at the sink, and rates.
+type rawResult struct {
+	sent, received, counted int64
+	offeredPPS, deliverPPS  float64
+}
+
+// rawRun sends raw frames for secs into a router (or, without router,
+// straight into the sink) and counts what arrives.
+func (h *harness) rawRun(ctx context.Context, router bool, secs float64) (rawResult, error) {
+	var res rawResult
+	srcEnd, inEnd, err := seqpacketPair()
+	if err != nil {
+		return res, err
+	}
+	sinkEnd := inEnd // no router: the sink reads what the source writes
+	var outEnd *os.File
+	var rtr *proc
+	if router {
+		if sinkEnd, outEnd, err = seqpacketPair(); err != nil {
+			return res, err
+		}
+		argv := []string{h.nfpipe, "vnf", "router", "--name", "raw",
+			"--if", "eth0=seqpacket:3,ip=192.0.2.1/24,mac=" + macString(rawRouterMAC),
+			"--if", "eth1=seqpacket:4,ip=198.51.100.1/24",
+			"--neigh", "198.51.100.2 lladdr " + rawSinkMAC + " dev eth1",
+			"--neigh", "192.0.2.2 lladdr " + macString(rawSrcMAC) + " dev eth0",
+			"--stats=json"}
+		if rtr, err = h.start(ctx, "nfpipe router", argv, procOpts{extraFiles: []*os.File{inEnd, outEnd}}); err != nil {
+			return res, err
+		}
+		inEnd.Close()
+		outEnd.Close()
+		time.Sleep(300 * time.Millisecond) // the stack is up before the first frame
+	}
+	sink, err := h.start(ctx, "raw sink", []string{h.self, "__rawsink", "500ms"}, procOpts{extraFiles: []*os.File{sinkEnd}})
+	if err != nil {
+		return res, err
+	}
+	src, err := h.start(ctx, "raw source", []string{h.self, "__rawsrc", fmt.Sprint(secs)}, procOpts{extraFiles: []*os.File{srcEnd}})
+	srcEnd.Close()
+	sinkEnd.Close()
+	if err != nil {
+		return res, err
+	}
+	d := time.Duration(secs*float64(time.Second)) + 15*time.Second
+	if code, err := src.wait(d); err != nil || code != 0 {
+		return res, fmt.Errorf("raw source: status %d %v: %s", code, err, lastLines(src.stderr.String(), 2))
+	}
+	if code, err := sink.wait(d); err != nil || code != 0 {
+		return res, fmt.Errorf("raw sink: status %d %v: %s", code, err, lastLines(sink.stderr.String(), 2))
+	}
+	var srcSecs, sinkSecs float64
+	if _, err := fmt.Sscan(src.stdout.String(), &res.sent, &srcSecs); err != nil {
+		return res, fmt.Errorf("raw source said %q", src.stdout.String())
+	}
+	if _, err := fmt.Sscan(sink.stdout.String(), &res.received, &sinkSecs); err != nil {
+		return res, fmt.Errorf("raw sink said %q", sink.stdout.String())
+	}
+	res.offeredPPS = float64(res.sent) / srcSecs
+	res.deliverPPS = float64(res.received) / max(srcSecs, sinkSecs)
+	if rtr != nil {
+		rtr.stop(syscall.SIGTERM, 5*time.Second)
+		out := rtr.stdout.String()
+		var rep statsReport
+		if i := strings.Index(out, "{"); i < 0 || json.Unmarshal([]byte(out[i:]), &rep) != nil {
+			return res, fmt.Errorf("router: no --stats=json report: %s", lastLines(rtr.stderr.String(), 2))
+		}
+		res.counted = int64(rep.countedDrops())
+	}
+	return res, nil
+}
+
+func macString(b []byte) string {
+	return fmt.Sprintf("%02x:%02x:%02x:%02x:%02x:%02x", b[0], b[1], b[2], b[3], b[4], b[5])
+}
+
+// runRawPPS adds the router-capacity rows: the bare copy of 60-byte
+// frames between the source and the sink, then the same with one router.
+func runRawPPS(ctx context.Context, h *harness) {
+	secs := 3.0
+	if h.o.quick {
+		secs = 1
+	}
+	const bareName = "60-byte frames, raw source → raw sink, no router (bare copy)"
+	bare, err := h.rawRun(ctx, false, secs)
+	if err != nil {
+		h.fail(bareName, "kpps", err)
+	} else {
+		h.add(row{Name: bareName, Value: bare.deliverPPS / 1000, Unit: "kpps", Note: fmt.Sprintf("%d sent, %d received", bare.sent, bare.received)})
+	}
+	r, err := h.rawRun(ctx, true, secs)
+	if err != nil {
+		h.fail(rawRowName, "kpps", err)
+		return
+	}
+	rw := row{Name: rawRowName, Value: r.deliverPPS / 1000, Unit: "kpps", Baseline: "offered (the source's achieved rate)", BaseVal: r.offeredPPS / 1000,
+		Note: fmt.Sprintf("%d sent, %d received, %d lost: %d counted as drops by the router, %d silent", r.sent, r.received, r.sent-r.received, r.counted, max(0, r.sent-r.received-r.counted))}
+	h.add(rw)
+	h.mu.Lock()
+	h.rawPPS, h.rawSilent = r.deliverPPS, max(0, r.sent-r.received-r.counted)
+	h.mu.Unlock()
+}
