@@ -57,6 +57,9 @@ func (s *Stack) ApplyRules(rs *rules.Ruleset) ([]*ChainCounters, error) {
 	}
 	s.rulesMu.Lock()
 	defer s.rulesMu.Unlock()
+	if len(rs.Tables(rules.IPv4))+len(rs.Tables(rules.IPv6)) > 0 {
+		s.userRules.Store(true) // from now on every packet meets them (no fast path)
+	}
 	if s.gsoPending != nil && len(rs.Tables(rules.IPv4))+len(rs.Tables(rules.IPv6)) > 0 {
 		// Rules turn gVisor's iptables on anyway: the GSO marker costs
 		// nothing more.

@@ -141,6 +141,9 @@ type linkEndpoint struct {
 	vnet bool
 	// forwarding: the stack forwards, and deliveries hold forwardMu.
 	forwarding bool
+	// fast, when set, forwards a received frame without gVisor if it can
+	// (see fastPath) and reports whether it did.
+	fast func(b []byte) bool
 	// onLarge, when set, is called before a frame larger than the MTU is
 	// delivered (see Stack.activateGSO).
 	onLarge func()
@@ -301,6 +304,9 @@ func (e *linkEndpoint) deliver(b []byte) {
 		e.stats.RxDropped.Add(1)
 		return
 	}
+	if e.fast != nil && e.fast(b) {
+		return
+	}
 	if e.forwarding {
 		// See forwardMu.
 		forwardMu.Lock()
@@ -355,15 +361,26 @@ func (e *linkEndpoint) WritePackets(pkts stack.PacketBufferList) (int, tcpip.Err
 			b = append(b, s...)
 		}
 		*fb = b
-		now := time.Now().UnixNano()
-		idle := now-e.lastSend.Swap(now) > int64(directIdle)
-		if !e.finish(fb, off, &pkt.GSOOptions) || (idle && e.tryDirect(*fb)) {
+		if !e.finish(fb, off, &pkt.GSOOptions) {
 			framePool.Put(fb)
 			continue
 		}
-		e.enqueue(fb)
+		e.sendFrame(fb)
 	}
 	return pkts.Len(), nil
+}
+
+// sendFrame sends a finished frame: at once if the link has been idle
+// (tryDirect), through the writer's queue otherwise. fb goes back to
+// framePool once written.
+func (e *linkEndpoint) sendFrame(fb *[]byte) {
+	now := time.Now().UnixNano()
+	idle := now-e.lastSend.Swap(now) > int64(directIdle)
+	if idle && e.tryDirect(*fb) {
+		framePool.Put(fb)
+		return
+	}
+	e.enqueue(fb)
 }
 
 var zeroVnetHdr [vnetHdrLen]byte

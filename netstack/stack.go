@@ -46,6 +46,11 @@ type Stack struct {
 	gsoMark    atomic.Pointer[gsoMarker]
 	gsoPending *gsoMarker
 	rulesMu    sync.Mutex
+	// fast forwards plain IPv4 packets without gVisor (nil unless the
+	// stack forwards).
+	fast *fastPath
+	// userRules is set once rules are installed (ApplyRules).
+	userRules atomic.Bool
 
 	startOnce sync.Once
 	closeOnce sync.Once
@@ -109,6 +114,15 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Stack, error) {
 		return nil, err
 	}
 	s.prepareGSOMarker()
+	if cfg.Forwarding && os.Getenv("NFPIPE_NO_FAST_PATH") == "" {
+		s.fast = newFastPath(s)
+		for _, st := range s.nics {
+			if st.link != nil {
+				st := st
+				st.link.fast = func(b []byte) bool { return s.fast.forward(st, b) }
+			}
+		}
+	}
 	return s, nil
 }
 

@@ -179,6 +179,10 @@ func (s *Stack) Stats() Stats {
 	counterMap("tcp", st.TCP, out.Protocols)
 	counterMap("udp", st.UDP, out.Protocols)
 	counterMap("dropped_packets", st.DroppedPackets, out.Protocols)
+	if s.fast != nil {
+		// Forwarded by nfpipe's fast path: not in gVisor's ip.* counters.
+		out.Protocols["fast_path.forwarded"] = s.fast.forwarded.Load()
+	}
 	if s.ct.enabled.Load() {
 		cs := s.ct.stats()
 		out.Conntrack = &cs

@@ -61,8 +61,10 @@ func TestGSOThroughRouter(t *testing.T) {
 				t.Errorf("a sent no large segments on its gso=on link")
 			}
 
-			stopWithin(t, rtr, syscall.SIGTERM, 10*time.Second)
+			// b first: a router that stops ends b's input, and b would be
+			// gone before its signal.
 			stopWithin(t, far, syscall.SIGTERM, 10*time.Second)
+			stopWithin(t, rtr, syscall.SIGTERM, 10*time.Second)
 			rrep := parseStats(t, "router", rtr.stdout.String())
 			large, split := counter(t, rrep, "eth1", "tx_large"), counter(t, rrep, "eth1", "tx_split")
 			if tc.whole && (large == 0 || split != 0) {

@@ -1,0 +1,155 @@
+package netstack
+
+import (
+	"bytes"
+	"encoding/binary"
+	"io"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/nfpipe/nfpipe/netstack/frame"
+	"github.com/nfpipe/nfpipe/netstack/rules"
+)
+
+// TestFastPath replays frames into a router and reads what it sends on:
+// a plain datagram is forwarded by the fast path with the TTL one less, a
+// valid header checksum and new Ethernet addresses; everything the fast
+// path leaves to gVisor (TTL 1, IP options, a bad header checksum, the
+// subnet's broadcast address, a packet for the router itself, a router
+// with rules) is not counted as fast-forwarded, and gVisor does with it
+// what it did before.
+func TestFastPath(t *testing.T) {
+	src, dst := netip.MustParseAddr("192.0.2.10"), netip.MustParseAddr("198.51.100.7")
+	peerIn := []byte{2, 0, 0, 0, 0, 1}
+	peerOut := []byte{2, 0, 0, 0, 0, 2}
+	routerMAC := []byte{2, 0, 0, 0, 1, 1}
+	outMAC := DefaultMAC("r", "eth1", netip.MustParsePrefix("198.51.100.1/24"))
+	plain := ethFrame(routerMAC, peerIn, src, dst, 1000, 9000, []byte("plain"))
+	ttl1 := ethFrame(routerMAC, peerIn, src, dst, 1000, 9000, []byte("ttl 1"))
+	setTTL(ttl1, 1)
+	badSum := ethFrame(routerMAC, peerIn, src, dst, 1000, 9000, []byte("bad sum"))
+	badSum[14+10] ^= 0xff
+	bcast := ethFrame(routerMAC, peerIn, src, netip.MustParseAddr("198.51.100.255"), 1000, 9000, []byte("broadcast"))
+	mine := ethFrame(routerMAC, peerIn, src, netip.MustParseAddr("198.51.100.1"), 1000, 9000, []byte("for the router"))
+	options := withRouterAlert(ethFrame(routerMAC, peerIn, src, dst, 1000, 9000, []byte("options")))
+	padded := append(ethFrame(routerMAC, peerIn, src, dst, 1000, 9000, []byte("pad")), 0, 0, 0, 0, 0, 0, 0, 0)
+
+	run := func(t *testing.T, withRules bool, frames ...[]byte) (out [][]byte, fast uint64) {
+		dir := t.TempDir()
+		in, outPath := filepath.Join(dir, "in.pcap"), filepath.Join(dir, "out.pcap")
+		f, err := os.Create(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := frame.NewWriter(frame.PCAP, f)
+		for _, b := range frames {
+			w.WriteFrame(b)
+		}
+		w.Flush()
+		f.Close()
+		c := cfg(t, "r", true, nil,
+			"eth0=pcap:"+in+"|none,ip=192.0.2.1/24,mac=02:00:00:00:01:01",
+			"eth1=none|pcap:"+outPath+",ip=198.51.100.1/24,peer=02:00:00:00:00:02")
+		r := buildStopped(t, c)[0]
+		if withRules {
+			rs := &rules.Ruleset{}
+			if err := rs.AddCommands("--rule", []string{"-A FORWARD -p tcp --dport 23 -j DROP"}, rules.ParseOptions{Family: rules.IPv4}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := r.ApplyRules(rs); err != nil {
+				t.Fatal(err)
+			}
+		}
+		r.Start()
+		waitDone(t, r)
+		r.Drain(5e9)
+		st := r.Stats()
+		fast = st.Protocols["fast_path.forwarded"]
+		t.Logf("eth0 %v\neth1 %v", st.Interfaces[0].Counters, st.Interfaces[1].Counters)
+		r.Close()
+		g, err := os.Open(outPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer g.Close()
+		rd := frame.NewReader(frame.PCAP, g)
+		for {
+			b, err := rd.ReadFrame()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, append([]byte(nil), b...))
+		}
+		return out, fast
+	}
+
+	t.Run("plain", func(t *testing.T) {
+		out, fast := run(t, false, plain, padded)
+		if fast != 2 || len(out) != 2 {
+			t.Fatalf("fast-forwarded %d, sent %d frames; want 2 and 2", fast, len(out))
+		}
+		for i, b := range out {
+			ip := b[14:]
+			if !bytes.Equal(b[0:6], peerOut) || !bytes.Equal(b[6:12], outMAC) {
+				t.Errorf("frame %d: Ethernet %x → %x, want %x → %x", i, b[6:12], b[0:6], []byte(outMAC), peerOut)
+			}
+			if ip[8] != 63 {
+				t.Errorf("frame %d: TTL %d, want 63", i, ip[8])
+			}
+			if checksum(ip[:20]) != 0xffff {
+				t.Errorf("frame %d: bad IPv4 header checksum", i)
+			}
+			if want := 14 + int(binary.BigEndian.Uint16(ip[2:])); len(b) != want {
+				t.Errorf("frame %d: %d bytes, want %d (padding dropped)", i, len(b), want)
+			}
+		}
+		if !bytes.HasSuffix(out[0], []byte("plain")) {
+			t.Errorf("payload changed: % x", out[0][42:])
+		}
+	})
+	t.Run("left to gVisor", func(t *testing.T) {
+		out, fast := run(t, false, ttl1, badSum, bcast, mine, options)
+		if fast != 0 {
+			t.Errorf("fast-forwarded %d frames, want 0", fast)
+		}
+		// gVisor forwards the packet with options (TTL 63) and nothing
+		// else: TTL 1 gets time-exceeded back on eth0 (no transmit
+		// side), the bad header is dropped, the broadcast and the
+		// router's own packet are not forwarded.
+		if len(out) != 1 || out[0][14+8] != 63 || !bytes.HasSuffix(out[0], []byte("options")) {
+			t.Errorf("sent %d frames, want only the one with options, TTL 63", len(out))
+		}
+	})
+	t.Run("rules", func(t *testing.T) {
+		out, fast := run(t, true, plain)
+		if fast != 0 || len(out) != 1 || out[0][14+8] != 63 {
+			t.Errorf("with rules: fast-forwarded %d, sent %d frames; want 0 and 1 (by gVisor, TTL 63)", fast, len(out))
+		}
+	})
+}
+
+func setTTL(b []byte, ttl byte) {
+	ip := b[14:34]
+	ip[8] = ttl
+	binary.BigEndian.PutUint16(ip[10:], 0)
+	binary.BigEndian.PutUint16(ip[10:], ^checksum(ip))
+}
+
+// withRouterAlert inserts an IPv4 router alert option (IHL 6).
+func withRouterAlert(b []byte) []byte {
+	out := make([]byte, 0, len(b)+4)
+	out = append(out, b[:34]...)
+	out = append(out, 0x94, 0x04, 0, 0)
+	out = append(out, b[34:]...)
+	ip := out[14:38]
+	ip[0] = 0x46
+	binary.BigEndian.PutUint16(ip[2:], binary.BigEndian.Uint16(ip[2:])+4)
+	binary.BigEndian.PutUint16(ip[10:], 0)
+	binary.BigEndian.PutUint16(ip[10:], ^checksum(ip))
+	return out
+}
