@@ -15,6 +15,24 @@ package tests
 // earlier one on purpose.
 var kdRuleSets = []kdRuleSet{
 	{
+		// No rules: nfpipe's router forwards plain IPv4 on its fast
+		// path (netstack/fastpath.go), not through gVisor; it must
+		// still do what the kernel does. IPv6 and what the fast path
+		// leaves out (proto 253's ICMP answer from S comes back on it
+		// too) are in the same run.
+		name: "no-rules",
+		probes: []kdProbe{
+			{"tcp 192.0.2.2:40001 > 198.51.100.2:80 S", "fwd/synack"},
+			{"tcp 192.0.2.2:40002 > 198.51.100.2:81 S", "fwd/rst"},
+			{"udp 192.0.2.2:40003 > 198.51.100.2:7", "fwd/udp-reply"},
+			{"udp 192.0.2.3:40004 > 203.0.113.2:9", "fwd/unreach-port@dst"},
+			{"icmp 192.0.2.2 > 198.51.100.2 echo", "fwd/echo-reply"},
+			{"icmp 192.0.2.50 > 203.0.113.2 echo", "fwd/echo-reply"},
+			{"proto253 192.0.2.2 > 198.51.100.2", "fwd/unreach-proto@dst"},
+			{"icmp6 2001:db8:1::2 > 2001:db8:2::2 echo", "fwd/echo-reply"},
+		},
+	},
+	{
 		name: "addresses-protocols",
 		v4: `
 *filter
