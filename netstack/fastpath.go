@@ -9,10 +9,11 @@ import (
 
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
+	"gvisor.dev/gvisor/pkg/tcpip/network/ipv6"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
 )
 
-// fastPath forwards the plainest IPv4 packets of a router without handing
+// fastPath forwards the plainest IPv4 and IPv6 packets of a router without handing
 // them to gVisor: unicast, no IP options, not a fragment, TTL above 1, a
 // valid header checksum, ordinary addresses, a route and a resolved
 // neighbour, within the outgoing MTU, no rules installed and no capture
@@ -31,10 +32,10 @@ type fastPath struct {
 	s *Stack
 	// special holds the addresses the path leaves to gVisor: the
 	// network and broadcast addresses of the stack's IPv4 subnets.
-	special map[[4]byte]bool
+	special map[tcpip.Address]bool
 
 	mu     sync.RWMutex
-	routes map[[4]byte]fastRoute
+	routes map[tcpip.Address]fastRoute
 
 	forwarded atomic.Uint64
 }
@@ -54,18 +55,21 @@ const fastRouteTTL = time.Second
 const maxFastRoutes = 4096
 
 func newFastPath(s *Stack) *fastPath {
-	f := &fastPath{s: s, special: map[[4]byte]bool{}, routes: map[[4]byte]fastRoute{}}
+	f := &fastPath{s: s, special: map[tcpip.Address]bool{}, routes: map[tcpip.Address]fastRoute{}}
 	for _, st := range s.nics {
 		for _, p := range st.cfg.Addrs {
-			if !p.Addr().Is4() || p.Bits() >= 31 {
-				continue
+			switch {
+			case p.Addr().Is4() && p.Bits() < 31:
+				p = p.Masked()
+				f.special[tcpip.AddrFrom4(p.Addr().As4())] = true
+				b := p.Addr().As4()
+				host := uint32(1)<<(32-p.Bits()) - 1
+				binary.BigEndian.PutUint32(b[:], binary.BigEndian.Uint32(b[:])|host)
+				f.special[tcpip.AddrFrom4(b)] = true
+			case p.Addr().Is6() && p.Bits() < 127:
+				// The subnet-router anycast address (RFC 4291 2.6.1).
+				f.special[tcpip.AddrFrom16(p.Masked().Addr().As16())] = true
 			}
-			p = p.Masked()
-			f.special[p.Addr().As4()] = true
-			b := p.Addr().As4()
-			host := uint32(1)<<(32-p.Bits()) - 1
-			binary.BigEndian.PutUint32(b[:], binary.BigEndian.Uint32(b[:])|host)
-			f.special[b] = true
 		}
 	}
 	return f
@@ -74,12 +78,93 @@ func newFastPath(s *Stack) *fastPath {
 // forward forwards frame b, received on in, if it qualifies, and reports
 // whether it did. b is not kept.
 func (f *fastPath) forward(in *nicState, b []byte) bool {
-	if f.s.userRules.Load() || len(b) < 14+20 || b[12] != 0x08 || b[13] != 0x00 {
-		return false // rules (gVisor's iptables run), or not IPv4
+	if f.s.userRules.Load() || len(b) < 14+20 || !bytes.Equal(b[0:6], []byte(in.mac)) || hasCaptures(in) {
+		return false // rules (gVisor's iptables run), or not for this NIC
 	}
-	if !bytes.Equal(b[0:6], []byte(in.mac)) || hasCaptures(in) {
+	switch binary.BigEndian.Uint16(b[12:]) {
+	case 0x0800:
+		return f.forward4(in, b)
+	case 0x86dd:
+		return f.forward6(in, b)
+	}
+	return false
+}
+
+// forward6 is forward for IPv6: the hop limit goes down by one, and there
+// is no header checksum.
+func (f *fastPath) forward6(in *nicState, b []byte) bool {
+	if len(b) < 14+40 {
 		return false
 	}
+	ip := b[14:]
+	if ip[0]>>4 != 6 {
+		return false
+	}
+	total := 40 + int(binary.BigEndian.Uint16(ip[4:]))
+	if 14+total > len(b) || ip[6] == 0 {
+		return false // truncated, or hop-by-hop options (every router reads them)
+	}
+	hops := ip[7]
+	if hops <= 1 {
+		return false // time exceeded (ICMPv6)
+	}
+	src, dst := [16]byte(ip[8:24]), [16]byte(ip[24:40])
+	da := tcpip.AddrFrom16(dst)
+	if !ordinaryUnicast6(src) || !ordinaryUnicast6(dst) || f.special[da] {
+		return false
+	}
+	r := f.route(da, ipv6.ProtocolNumber)
+	if r.out == nil || r.out == in || total > int(r.out.cfg.MTU) || hasCaptures(r.out) {
+		return false
+	}
+	fb, out := f.frame(r, b[:14+total])
+	out[14+7] = hops - 1
+	f.send(r, fb)
+	return true
+}
+
+// ordinaryUnicast6 reports whether a is an IPv6 address gVisor's
+// forwarding treats like any other: not unspecified, loopback, multicast,
+// link-local, site-local or IPv4-mapped.
+func ordinaryUnicast6(a [16]byte) bool {
+	switch {
+	case a[0] == 0xff, a[0] == 0xfe && a[1]&0x80 == 0x80: // ff00::/8, fe80::/10 and fec0::/10
+		return false
+	case a[0] == 0 && bytes.Equal(a[:10], make([]byte, 10)): // ::, ::1, ::ffff:0:0/96 and the rest of ::/80
+		return false
+	}
+	return true
+}
+
+// frame copies the frame to send into a frame buffer with its new Ethernet
+// addresses (and, for a TAP with offloads, an empty virtio-net header) and
+// returns the buffer and the frame in it.
+func (f *fastPath) frame(r fastRoute, b []byte) (*[]byte, []byte) {
+	fb := framePool.Get().(*[]byte)
+	buf := (*fb)[:0]
+	if r.out.link.vnet {
+		buf = append(buf, zeroVnetHdr[:]...) // nothing to offload
+	}
+	off := len(buf)
+	buf = append(buf, b...)
+	*fb = buf
+	out := buf[off:]
+	copy(out[0:6], r.dstMAC[:])
+	copy(out[6:12], []byte(r.out.mac))
+	return fb, out
+}
+
+// send queues a forwarded frame on its outgoing link.
+func (f *fastPath) send(r fastRoute, fb *[]byte) {
+	// Sent from a receive path: the short wait applies (see twoWayWaitLimit).
+	f.s.delivering.Add(1)
+	r.out.link.sendFrame(fb)
+	f.s.delivering.Add(-1)
+	f.forwarded.Add(1)
+}
+
+// forward4 is forward for IPv4.
+func (f *fastPath) forward4(in *nicState, b []byte) bool {
 	ip := b[14:]
 	if ip[0] != 0x45 {
 		return false // not version 4, or options
@@ -96,23 +181,15 @@ func (f *fastPath) forward(in *nicState, b []byte) bool {
 		return false // time exceeded (ICMP), or a bad header
 	}
 	src, dst := [4]byte(ip[12:16]), [4]byte(ip[16:20])
-	if !ordinaryUnicast(src) || !ordinaryUnicast(dst) || f.special[dst] || f.special[src] {
+	sa, da := tcpip.AddrFrom4(src), tcpip.AddrFrom4(dst)
+	if !ordinaryUnicast(src) || !ordinaryUnicast(dst) || f.special[da] || f.special[sa] {
 		return false
 	}
-	r := f.route(dst)
+	r := f.route(da, ipv4.ProtocolNumber)
 	if r.out == nil || r.out == in || total > int(r.out.cfg.MTU) || hasCaptures(r.out) {
 		return false
 	}
-	fb := framePool.Get().(*[]byte)
-	buf := (*fb)[:0]
-	if r.out.link.vnet {
-		buf = append(buf, zeroVnetHdr[:]...) // a TAP with offloads: nothing to offload
-	}
-	off := len(buf)
-	buf = append(buf, b[:14+total]...) // Ethernet padding dropped
-	out := buf[off:]
-	copy(out[0:6], r.dstMAC[:])
-	copy(out[6:12], []byte(r.out.mac))
+	fb, out := f.frame(r, b[:14+total]) // Ethernet padding dropped
 	// TTL minus one, and the header checksum with it: HC' = ~(~HC + ~m + m')
 	// where m is the 16-bit word holding the TTL (RFC 1624, eqn. 3).
 	oldWord := uint16(ttl)<<8 | uint16(ip[9])
@@ -122,12 +199,7 @@ func (f *fastPath) forward(in *nicState, b []byte) bool {
 		sum = sum&0xffff + sum>>16
 	}
 	binary.BigEndian.PutUint16(out[14+10:], ^uint16(sum))
-	*fb = buf
-	// Sent from a receive path: the short wait applies (see twoWayWaitLimit).
-	f.s.delivering.Add(1)
-	r.out.link.sendFrame(fb)
-	f.s.delivering.Add(-1)
-	f.forwarded.Add(1)
+	f.send(r, fb)
 	return true
 }
 
@@ -148,7 +220,7 @@ func hasCaptures(st *nicState) bool {
 }
 
 // route returns where packets to dst go, from the cache or from gVisor.
-func (f *fastPath) route(dst [4]byte) fastRoute {
+func (f *fastPath) route(dst tcpip.Address, proto tcpip.NetworkProtocolNumber) fastRoute {
 	now := time.Now().UnixNano()
 	f.mu.RLock()
 	r, ok := f.routes[dst]
@@ -156,7 +228,7 @@ func (f *fastPath) route(dst [4]byte) fastRoute {
 	if ok && now < r.expires {
 		return r
 	}
-	r = f.lookup(dst)
+	r = f.lookup(dst, proto)
 	r.expires = now + int64(fastRouteTTL)
 	if r.out == nil {
 		// Retry soon: a neighbour being resolved, say.
@@ -172,13 +244,12 @@ func (f *fastPath) route(dst [4]byte) fastRoute {
 }
 
 // lookup asks gVisor where packets to dst go.
-func (f *fastPath) lookup(dst [4]byte) fastRoute {
+func (f *fastPath) lookup(a tcpip.Address, proto tcpip.NetworkProtocolNumber) fastRoute {
 	s := f.s.s
-	a := tcpip.AddrFrom4(dst)
-	if s.CheckLocalAddress(0, ipv4.ProtocolNumber, a) != 0 {
+	if s.CheckLocalAddress(0, proto, a) != 0 {
 		return fastRoute{}
 	}
-	rt, err := s.FindRoute(0, tcpip.Address{}, a, ipv4.ProtocolNumber, false)
+	rt, err := s.FindRoute(0, tcpip.Address{}, a, proto, false)
 	if err != nil {
 		return fastRoute{}
 	}

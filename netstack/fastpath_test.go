@@ -50,8 +50,8 @@ func TestFastPath(t *testing.T) {
 		w.Flush()
 		f.Close()
 		c := cfg(t, "r", true, nil,
-			"eth0=pcap:"+in+"|none,ip=192.0.2.1/24,mac=02:00:00:00:01:01",
-			"eth1=none|pcap:"+outPath+",ip=198.51.100.1/24,peer=02:00:00:00:00:02")
+			"eth0=pcap:"+in+"|none,ip=192.0.2.1/24,ip=2001:db8:1::1/64,mac=02:00:00:00:01:01",
+			"eth1=none|pcap:"+outPath+",ip=198.51.100.1/24,ip=2001:db8:2::1/64,peer=02:00:00:00:00:02")
 		r := buildStopped(t, c)[0]
 		if withRules {
 			rs := &rules.Ruleset{}
@@ -125,6 +125,25 @@ func TestFastPath(t *testing.T) {
 			t.Errorf("sent %d frames, want only the one with options, TTL 63", len(out))
 		}
 	})
+	src6, dst6 := netip.MustParseAddr("2001:db8:1::10"), netip.MustParseAddr("2001:db8:2::7")
+	t.Run("ipv6", func(t *testing.T) {
+		plain6 := eth6Frame(routerMAC, peerIn, src6, dst6, 17, 64, []byte("plain6"))
+		hbh := eth6Frame(routerMAC, peerIn, src6, dst6, 0, 64, []byte("hop-by-hop"))
+		hl1 := eth6Frame(routerMAC, peerIn, src6, dst6, 17, 1, []byte("hop limit 1"))
+		ll := eth6Frame(routerMAC, peerIn, netip.MustParseAddr("fe80::10"), dst6, 17, 64, []byte("link-local source"))
+		anycast := eth6Frame(routerMAC, peerIn, src6, netip.MustParseAddr("2001:db8:2::"), 17, 64, []byte("subnet-router anycast"))
+		out, fast := run(t, false, plain6, hbh, hl1, ll, anycast)
+		if fast != 1 {
+			t.Errorf("fast-forwarded %d frames, want 1 (the plain one)", fast)
+		}
+		if len(out) == 0 || !bytes.HasSuffix(out[0], []byte("plain6")) {
+			t.Fatalf("sent %d frames; the first is not the plain one", len(out))
+		}
+		b := out[0]
+		if !bytes.Equal(b[0:6], peerOut) || !bytes.Equal(b[6:12], outMAC) || b[14+7] != 63 {
+			t.Errorf("Ethernet %x → %x, hop limit %d; want %x → %x, 63", b[6:12], b[0:6], b[14+7], []byte(outMAC), peerOut)
+		}
+	})
 	t.Run("rules", func(t *testing.T) {
 		out, fast := run(t, true, plain)
 		if fast != 0 || len(out) != 1 || out[0][14+8] != 63 {
@@ -152,4 +171,32 @@ func withRouterAlert(b []byte) []byte {
 	binary.BigEndian.PutUint16(ip[10:], 0)
 	binary.BigEndian.PutUint16(ip[10:], ^checksum(ip))
 	return out
+}
+
+// eth6Frame builds an Ethernet frame carrying an IPv6 packet with next
+// header nh (17: UDP, 0: a hop-by-hop header with padding, then UDP) and
+// hop limit hl; the UDP checksum is left 0 (routers do not check it).
+func eth6Frame(dstMAC, srcMAC []byte, src, dst netip.Addr, nh, hl byte, payload []byte) []byte {
+	var ext []byte
+	if nh == 0 {
+		ext = []byte{17, 0, 1, 4, 0, 0, 0, 0} // next header UDP, PadN
+	}
+	udpLen := 8 + len(payload)
+	b := make([]byte, 14+40+len(ext)+udpLen)
+	copy(b[0:6], dstMAC)
+	copy(b[6:12], srcMAC)
+	binary.BigEndian.PutUint16(b[12:], 0x86dd)
+	ip := b[14:]
+	ip[0] = 0x60
+	binary.BigEndian.PutUint16(ip[4:], uint16(len(ext)+udpLen))
+	ip[6], ip[7] = nh, hl
+	copy(ip[8:24], src.AsSlice())
+	copy(ip[24:40], dst.AsSlice())
+	copy(ip[40:], ext)
+	udp := ip[40+len(ext):]
+	binary.BigEndian.PutUint16(udp[0:], 1000)
+	binary.BigEndian.PutUint16(udp[2:], 9000)
+	binary.BigEndian.PutUint16(udp[4:], uint16(udpLen))
+	copy(udp[8:], payload)
+	return b
 }
