@@ -255,8 +255,8 @@ func (f *fastPath) lookup(a tcpip.Address, proto tcpip.NetworkProtocolNumber) fa
 	}
 	defer rt.Release()
 	out := f.s.nicByID(rt.NICID())
-	if out == nil || out.link == nil {
-		return fastRoute{}
+	if out == nil || out.link == nil || !out.link.hasTx {
+		return fastRoute{} // a receive-only link: gVisor's path counts the drop
 	}
 	var mac tcpip.LinkAddress
 	if out.nicEP.resolve {
