@@ -157,15 +157,10 @@ func (h *harness) bareCopy(ctx context.Context, transport string, size int, secs
 		if transport == "stream" {
 			typ = unix.SOCK_STREAM
 		}
-		fds, err := unix.Socketpair(unix.AF_UNIX, typ|unix.SOCK_CLOEXEC, 0)
-		if err != nil {
-			return 0, fmt.Errorf("socketpair: %w", err)
+		var err error
+		if rx, tx, err = unixPair(typ); err != nil {
+			return 0, err
 		}
-		for _, fd := range fds {
-			unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, 4<<20)
-			unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 4<<20)
-		}
-		rx, tx = os.NewFile(uintptr(fds[0]), "rx"), os.NewFile(uintptr(fds[1]), "tx")
 	case "pipe":
 		r, w, err := os.Pipe()
 		if err != nil {

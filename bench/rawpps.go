@@ -163,9 +163,10 @@ func rawSink(args []string) error {
 	return nil
 }
 
-// seqpacketPair is a SOCK_SEQPACKET socketpair with nfpipe's buffer sizes.
-func seqpacketPair() (a, b *os.File, err error) {
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+// unixPair is a socketpair of type typ (SOCK_SEQPACKET, SOCK_STREAM) with
+// the buffer sizes nfpipe asks for.
+func unixPair(typ int) (a, b *os.File, err error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, typ|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, nil, fmt.Errorf("socketpair: %w", err)
 	}
@@ -186,7 +187,7 @@ type rawResult struct {
 // straight into the sink) and counts what arrives.
 func (h *harness) rawRun(ctx context.Context, router, noFastPath bool, secs float64) (rawResult, error) {
 	var res rawResult
-	srcEnd, inEnd, err := seqpacketPair()
+	srcEnd, inEnd, err := unixPair(unix.SOCK_SEQPACKET)
 	if err != nil {
 		return res, err
 	}
@@ -194,7 +195,7 @@ func (h *harness) rawRun(ctx context.Context, router, noFastPath bool, secs floa
 	var outEnd *os.File
 	var rtr *proc
 	if router {
-		if sinkEnd, outEnd, err = seqpacketPair(); err != nil {
+		if sinkEnd, outEnd, err = unixPair(unix.SOCK_SEQPACKET); err != nil {
 			return res, err
 		}
 		argv := []string{h.nfpipe, "vnf", "router", "--name", "raw",
