@@ -6,8 +6,10 @@ BIN := bin/nfpipe
 
 all: build
 
+# A static binary (no cgo: nothing needs it): every function is a process
+# of it, and without libc mapped each one is ~1.5 MB smaller in memory.
 build:
-	$(GO) build -o $(BIN) ./cmd/nfpipe
+	CGO_ENABLED=0 $(GO) build -o $(BIN) ./cmd/nfpipe
 
 # The main job on a built-in default: hosts and a router as separate
 # processes, two-way over unix sockets and one-way over pipes; then the

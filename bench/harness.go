@@ -132,6 +132,7 @@ func (h *harness) prepare(ctx context.Context) error {
 		h.logf("building nfpipe")
 		cmd := exec.CommandContext(ctx, "go", "build", "-o", h.nfpipe, "./cmd/nfpipe")
 		cmd.Dir = h.root
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0") // as `make build`: static, no libc mapped
 		if out, err := cmd.CombinedOutput(); err != nil {
 			return fmt.Errorf("go build ./cmd/nfpipe: %v\n%s", err, out)
 		}
