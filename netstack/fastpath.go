@@ -1,7 +1,6 @@
 package netstack
 
 import (
-	"bytes"
 	"encoding/binary"
 	"sync"
 	"sync/atomic"
@@ -78,7 +77,7 @@ func newFastPath(s *Stack) *fastPath {
 // forward forwards frame b, received on in, if it qualifies, and reports
 // whether it did. b is not kept.
 func (f *fastPath) forward(in *nicState, b []byte) bool {
-	if f.s.userRules.Load() || len(b) < 14+20 || !bytes.Equal(b[0:6], []byte(in.mac)) || hasCaptures(in) {
+	if f.s.userRules.Load() || len(b) < 14+20 || string(b[0:6]) != string(in.mac) || hasCaptures(in) {
 		return false // rules (gVisor's iptables run), or not for this NIC
 	}
 	switch binary.BigEndian.Uint16(b[12:]) {
@@ -130,7 +129,7 @@ func ordinaryUnicast6(a [16]byte) bool {
 	switch {
 	case a[0] == 0xff, a[0] == 0xfe && a[1]&0x80 == 0x80: // ff00::/8, fe80::/10 and fec0::/10
 		return false
-	case a[0] == 0 && bytes.Equal(a[:10], make([]byte, 10)): // ::, ::1, ::ffff:0:0/96 and the rest of ::/80
+	case [10]byte(a[:10]) == [10]byte{}: // ::, ::1, ::ffff:0:0/96 and the rest of ::/80
 		return false
 	}
 	return true
