@@ -453,8 +453,16 @@ func rssKB(pid int) (int64, error) { return statusKB(pid, "VmRSS:") }
 // pages, which every nfpipe process shares.
 func anonKB(pid int) (int64, error) { return statusKB(pid, "RssAnon:") }
 
-func statusKB(pid int, field string) (int64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+// pssKB returns a process's proportional set size in KiB (Pss in
+// smaps_rollup): its private pages plus its share of every page it maps
+// with other processes — what one more function of a chain costs.
+func pssKB(pid int) (int64, error) { return procKB(pid, "smaps_rollup", "Pss:") }
+
+func statusKB(pid int, field string) (int64, error) { return procKB(pid, "status", field) }
+
+// procKB reads a "Field: N kB" line of /proc/PID/FILE.
+func procKB(pid int, file, field string) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/%s", pid, file))
 	if err != nil {
 		return 0, err
 	}

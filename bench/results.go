@@ -201,6 +201,9 @@ func (h *harness) targets() [][3]string {
 	if v, ok := h.find(idleAnonRowName); ok {
 		out = append(out, [3]string{"… counting only its own memory (RssAnon; the executable's pages are shared)", fmt.Sprintf("%.1f MB", v), yes(v <= 12)})
 	}
+	if v, ok := h.find("idle router PSS (median of a 32-function chain)"); ok {
+		out = append(out, [3]string{"… its proportional share in a 32-function chain (PSS)", fmt.Sprintf("%.1f MB", v), yes(v <= 12)})
+	}
 	return out
 }
 

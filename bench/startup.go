@@ -103,6 +103,11 @@ func runStartup(ctx context.Context, h *harness) error {
 				h.add(row{Name: idleAnonRowName, Value: median(res.routerAnonMB), Unit: "MB", Baseline: idleRSSRowName, BaseVal: idleRouter,
 					Note: "RssAnon: the router's own memory; the rest of its RSS is the executable's pages, shared by every nfpipe process"})
 			}
+		case 32:
+			if len(res.routerPssMB) > 0 {
+				h.add(row{Name: "idle router PSS (median of a 32-function chain)", Value: median(res.routerPssMB), Unit: "MB", Baseline: "the same routers' RSS", BaseVal: median(res.routerMB),
+					Note: "proportional set size: the router's own pages plus its share of the executable's, which 32 processes map: what one more function costs"})
+			}
 		case 64:
 			total := sum(res.routerMB) + sum(res.hostMB)
 			h.add(row{Name: "64-function chain: total RSS", Value: total, Unit: "MB", Baseline: "64 bare Go processes", BaseVal: 64 * bareRSS,
@@ -170,6 +175,7 @@ type startResult struct {
 	runnerSays       string    // the runner's own figure ("8 functions up in 150ms")
 	routerMB, hostMB []float64 // idle RSS per function
 	routerAnonMB     []float64 // idle private memory (RssAnon) per router
+	routerPssMB      []float64 // idle proportional set size per router
 }
 
 // startChain starts a chain of n functions that has no clients (so it
@@ -218,6 +224,9 @@ func (h *harness) startChain(ctx context.Context, n int, settle time.Duration) (
 			res.routerMB = append(res.routerMB, float64(kb)/1024)
 			if akb, err := anonKB(pid); err == nil {
 				res.routerAnonMB = append(res.routerAnonMB, float64(akb)/1024)
+			}
+			if pkb, err := pssKB(pid); err == nil {
+				res.routerPssMB = append(res.routerPssMB, float64(pkb)/1024)
 			}
 		} else {
 			res.hostMB = append(res.hostMB, float64(kb)/1024)
