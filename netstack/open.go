@@ -15,7 +15,6 @@ import (
 
 	"golang.org/x/sys/unix"
 	"gvisor.dev/gvisor/pkg/tcpip"
-	"gvisor.dev/gvisor/pkg/tcpip/stack"
 
 	"github.com/nfpipe/nfpipe/netstack/frame"
 )
@@ -35,17 +34,11 @@ type openedSide struct {
 	listener *net.UnixListener
 }
 
-// openLink opens the files of a NIC's link and returns the link endpoint
-// for the NIC, the same as nfpipe's own endpoint (nil when it is not one)
-// and anything that must stay referenced while the NIC lives.
-func openLink(ctx context.Context, nc *NICConfig, mac tcpip.LinkAddress, mtu uint32, log *slog.Logger, stats *LinkStats, connectTimeout time.Duration) (stack.LinkEndpoint, *linkEndpoint, any, error) {
+// openLink opens the files of a NIC's link and returns its link endpoint.
+func openLink(ctx context.Context, nc *NICConfig, mac tcpip.LinkAddress, mtu uint32, log *slog.Logger, stats *LinkStats, connectTimeout time.Duration) (*linkEndpoint, error) {
 	l := nc.Link
 	if l.Rx.Kind == TAP {
-		e, tap, err := openTAP(nc, mac, mtu, log, stats)
-		if err != nil {
-			return nil, nil, nil, err // not a nil *tapDevice in an interface
-		}
-		return e, e, tap, nil
+		return openTAP(nc, mac, mtu, log, stats)
 	}
 	e := newLinkEndpoint(nc.Name, mac, mtu, log, stats)
 	e.gso = l.UsesGSO()
@@ -61,7 +54,7 @@ func openLink(ctx context.Context, nc *NICConfig, mac tcpip.LinkAddress, mtu uin
 		rx, tx, err = openPair(ctx, l.Rx, l.Tx)
 	}
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, err
 	}
 	switch {
 	case rx.listener != nil:
@@ -71,7 +64,7 @@ func openLink(ctx context.Context, nc *NICConfig, mac tcpip.LinkAddress, mtu uin
 	case rx.packet != nil:
 		pc, err := newPacketConn(rx.packet, stats)
 		if err != nil {
-			return nil, nil, nil, err
+			return nil, err
 		}
 		e.txClosers = append(e.txClosers, rx.packet)
 		e.setSink(pc, flushWhenIdle)
@@ -100,7 +93,7 @@ func openLink(ctx context.Context, nc *NICConfig, mac tcpip.LinkAddress, mtu uin
 		// `tcpdump -r -` starts decoding before the first frame.
 		ref.w.Flush()
 	}
-	return e, e, nil, nil
+	return e, nil
 }
 
 // openTwoWay opens an endpoint that carries both directions.

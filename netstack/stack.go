@@ -64,7 +64,6 @@ type nicState struct {
 	stats *LinkStats
 	link  *linkEndpoint
 	nicEP *nicEndpoint
-	keep  any // a TAP device: must stay referenced
 }
 
 // New builds a stack from cfg: it opens every interface's files (waiting,
@@ -156,10 +155,8 @@ func (s *Stack) setOptions() error {
 
 func (s *Stack) addNICs(ctx context.Context) error {
 	type opened struct {
-		child stack.LinkEndpoint
-		link  *linkEndpoint
-		keep  any
-		err   error
+		link *linkEndpoint
+		err  error
 	}
 	res := make([]opened, len(s.cfg.NICs))
 	var wg sync.WaitGroup
@@ -184,23 +181,23 @@ func (s *Stack) addNICs(ctx context.Context) error {
 		// opens, and a peer may be waiting on another of our interfaces.
 		go func() {
 			defer wg.Done()
-			child, link, keep, err := openLink(ctx, nc, st.mac, st.cfg.MTU, s.log, st.stats, s.cfg.connectTimeout())
+			link, err := openLink(ctx, nc, st.mac, st.cfg.MTU, s.log, st.stats, s.cfg.connectTimeout())
 			if err != nil {
 				err = fmt.Errorf("interface %q: %w", nc.Name, err)
 			}
-			res[i] = opened{child, link, keep, err}
+			res[i] = opened{link, err}
 		}()
 	}
 	wg.Wait()
 	var errs []error
 	for i, r := range res {
 		st := s.nics[i]
-		st.link, st.keep = r.link, r.keep
+		st.link = r.link
 		if r.err != nil {
 			errs = append(errs, r.err)
 			continue
 		}
-		st.nicEP = newNICEndpoint(r.child, st.cfg.Name, st.mac, st.cfg.Link, st.stats)
+		st.nicEP = newNICEndpoint(r.link, st.cfg.Name, st.mac, st.cfg.Link, st.stats)
 		st.nicEP.forwarding = s.cfg.Forwarding
 		st.nicEP.ct = s.ct
 		st.nicEP.delivering = &s.delivering
@@ -518,9 +515,6 @@ func (s *Stack) closeLinks() {
 		}
 		if st.nicEP != nil {
 			st.nicEP.closeCaptures()
-		}
-		if t, ok := st.keep.(*tapDevice); ok && t != nil {
-			t.Close()
 		}
 	}
 }

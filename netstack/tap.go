@@ -174,28 +174,23 @@ func tapHeader(h []byte, b []byte, mtu uint32, mss uint16, needsCsum bool) error
 // tcpChecksumOffset is where the checksum sits in a TCP header.
 const tcpChecksumOffset = 16
 
-// tapDevice keeps the TAP file referenced while its NIC lives.
-type tapDevice struct{ conn *tapConn }
-
-func (t *tapDevice) Close() error { return t.conn.Close() }
-
 // openTAP opens the TAP device name (in netns, if set) for a NIC. With
 // offload the kernel and the stack exchange TCP segments of up to 64 KiB and
 // leave checksums to each other (see tapConn).
-func openTAP(nc *NICConfig, mac tcpip.LinkAddress, mtu uint32, log *slog.Logger, stats *LinkStats) (*linkEndpoint, *tapDevice, error) {
+func openTAP(nc *NICConfig, mac tcpip.LinkAddress, mtu uint32, log *slog.Logger, stats *LinkStats) (*linkEndpoint, error) {
 	name, offload := nc.Link.Rx.Path, nc.Link.UsesGSO()
 	f, err := openTAPDevice(name, nc.Link.Netns, offload)
 	if err != nil {
 		var nse *netnsError
 		if !errors.As(err, &nse) && (errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EACCES)) {
-			return nil, nil, fmt.Errorf("tap:%s: creating a TAP device needs CAP_NET_ADMIN (run as root, or `setcap cap_net_admin+ep` on the nfpipe binary): %w", name, err)
+			return nil, fmt.Errorf("tap:%s: creating a TAP device needs CAP_NET_ADMIN (run as root, or `setcap cap_net_admin+ep` on the nfpipe binary): %w", name, err)
 		}
-		return nil, nil, fmt.Errorf("tap:%s: %w", name, err)
+		return nil, fmt.Errorf("tap:%s: %w", name, err)
 	}
 	rc, err := f.SyscallConn()
 	if err != nil {
 		f.Close()
-		return nil, nil, fmt.Errorf("tap:%s: %w", name, err)
+		return nil, fmt.Errorf("tap:%s: %w", name, err)
 	}
 	conn := &tapConn{f: f, rc: rc, vnet: offload, stats: stats, rbuf: make([]byte, tapReadBufferBytes)}
 	e := newLinkEndpoint(nc.Name, mac, mtu, log, stats)
@@ -205,7 +200,7 @@ func openTAP(nc *NICConfig, mac tcpip.LinkAddress, mtu uint32, log *slog.Logger,
 	e.startReader(conn, false)
 	e.rxEnds = false // a TAP's input does not end while the device lives
 	e.txClosers = append(e.txClosers, conn)
-	return e, &tapDevice{conn: conn}, nil
+	return e, nil
 }
 
 // openTAPDevice opens the TAP device name, creating it if it is missing,
