@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # Installs what nfpipe's tests and demos use from Debian's archive, once:
 # packages already present are skipped, so running it again is cheap.
+# With arguments, installs those packages instead (bench/install-deps.sh).
 set -euo pipefail
 
 packages=(tcpdump iproute2 iputils-ping curl tshark iptables iperf3 nftables python3)
+if [ $# -gt 0 ]; then
+	packages=("$@")
+fi
 
 missing=()
 for p in "${packages[@]}"; do
