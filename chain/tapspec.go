@@ -67,18 +67,11 @@ func parseHostRoute(s string) (HostRoute, error) {
 	if len(f) == 0 {
 		return r, fmt.Errorf("empty route")
 	}
-	switch f[0] {
-	case "default", "default4":
-		r.Dst = netip.MustParsePrefix("0.0.0.0/0")
-	case "default6":
-		r.Dst = netip.MustParsePrefix("::/0")
-	default:
-		p, err := netstack.ParsePrefix(f[0])
-		if err != nil {
-			return r, fmt.Errorf("route %q: %w", s, err)
-		}
-		r.Dst = p.Masked()
+	dst, err := netstack.RouteDst(f[0])
+	if err != nil {
+		return r, fmt.Errorf("route %q: %w", s, err)
 	}
+	r.Dst = dst
 	switch {
 	case len(f) == 1:
 	case len(f) == 3 && f[1] == "via":

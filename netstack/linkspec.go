@@ -379,6 +379,23 @@ func ParsePrefix(s string) (netip.Prefix, error) {
 	return p, nil
 }
 
+// RouteDst parses the destination of a route: a prefix (masked), or
+// default or default4 (0.0.0.0/0), or default6 (::/0). A caller that sees
+// an IPv6 gateway after "default" makes it ::/0.
+func RouteDst(word string) (netip.Prefix, error) {
+	switch word {
+	case "default", "default4":
+		return netip.MustParsePrefix("0.0.0.0/0"), nil
+	case "default6":
+		return netip.MustParsePrefix("::/0"), nil
+	}
+	p, err := ParsePrefix(word)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	return p.Masked(), nil
+}
+
 // ParseRoute parses a route the way `ip route add` spells it:
 // "PREFIX|default [via GW] [dev NAME]". "default" alone is IPv4; write
 // "default6" or "::/0" for IPv6.
@@ -388,18 +405,11 @@ func ParseRoute(s string) (Route, error) {
 	if len(f) == 0 {
 		return r, fmt.Errorf("empty route")
 	}
-	switch f[0] {
-	case "default", "default4":
-		r.Dst = netip.MustParsePrefix("0.0.0.0/0")
-	case "default6":
-		r.Dst = netip.MustParsePrefix("::/0")
-	default:
-		p, err := ParsePrefix(f[0])
-		if err != nil {
-			return r, fmt.Errorf("route %q: %w", s, err)
-		}
-		r.Dst = p.Masked()
+	dst, err := RouteDst(f[0])
+	if err != nil {
+		return r, fmt.Errorf("route %q: %w", s, err)
 	}
+	r.Dst = dst
 	for i := 1; i < len(f); i += 2 {
 		if i+1 >= len(f) {
 			return r, fmt.Errorf("route %q: %q needs a value", s, f[i])
