@@ -79,8 +79,14 @@ func TestGSOThroughRouter(t *testing.T) {
 			brep := parseStats(t, "b", far.stdout.String())
 			for _, rep := range []*statsReport{arep, rrep, brep} {
 				for _, ifc := range rep.Stack.Interfaces {
-					if ifc.Drops != 0 {
-						t.Errorf("%s %s dropped %d frames: %v", rep.Name, ifc.Name, ifc.Drops, ifc.Counters)
+					drops := ifc.Drops
+					if rep == rrep && ifc.Name == "eth0" {
+						// a exits as soon as its transfer is done: b's last
+						// ACKs may find it gone, dropped as tx_no_path.
+						drops -= ifc.Counters["tx_no_path"]
+					}
+					if drops != 0 {
+						t.Errorf("%s %s dropped %d frames: %v", rep.Name, ifc.Name, drops, ifc.Counters)
 					}
 				}
 			}
