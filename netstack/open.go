@@ -28,9 +28,9 @@ type openedSide struct {
 	r        io.Reader
 	w        io.Writer
 	closer   io.Closer
-	regular  bool          // a regular file: batch writes
-	terminal bool          // a terminal: reads cannot be interrupted
-	packet   *net.UnixConn // a SOCK_SEQPACKET socket
+	regular  bool    // a regular file: batch writes
+	terminal bool    // a terminal: reads cannot be interrupted
+	packet   *fdPoll // a SOCK_SEQPACKET socket
 	listener *net.UnixListener
 }
 
@@ -62,10 +62,7 @@ func openLink(ctx context.Context, nc *NICConfig, mac tcpip.LinkAddress, mtu uin
 		e.setSink(nil, flushWhenIdle)
 		e.serveSessions(rx.listener, l.Format)
 	case rx.packet != nil:
-		pc, err := newPacketConn(rx.packet, stats)
-		if err != nil {
-			return nil, err
-		}
+		pc := newPacketConn(rx.packet, stats)
 		e.txClosers = append(e.txClosers, rx.packet)
 		e.setSink(pc, flushWhenIdle)
 		e.startReader(pc, false)
@@ -75,7 +72,7 @@ func openLink(ctx context.Context, nc *NICConfig, mac tcpip.LinkAddress, mtu uin
 			if tx.regular {
 				policy = flushLazily
 			}
-			e.setSink(frame.NewWriter(l.Format, tx.w), policy)
+			e.setSink(frame.NewWriter(l.Format, rawWriter(tx.w)), policy)
 			if tx.closer != nil {
 				e.txClosers = append(e.txClosers, tx.closer)
 			}
@@ -85,7 +82,7 @@ func openLink(ctx context.Context, nc *NICConfig, mac tcpip.LinkAddress, mtu uin
 				e.rxClosers = append(e.rxClosers, rx.closer)
 			}
 			e.detachReader = rx.terminal
-			e.startReader(frame.NewReader(l.Format, rx.r), l.ReplayOriginalTiming)
+			e.startReader(frame.NewReader(l.Format, rawReader(rx.r)), l.ReplayOriginalTiming)
 		}
 	}
 	if ref := e.sink.Load(); ref != nil {
@@ -319,7 +316,7 @@ func (e *linkEndpoint) acceptLoop(l *net.UnixListener, format frame.Format) {
 				return
 			}
 			e.log.Info("peer connected", "if", e.name)
-			w := frame.NewWriter(format, c)
+			w := frame.NewWriter(format, rawWriter(c))
 			w.Flush()
 			ref := &sinkRef{w: w, closer: c}
 			if old := e.sink.Swap(ref); old != nil && old.closer != nil {
@@ -330,7 +327,7 @@ func (e *linkEndpoint) acceptLoop(l *net.UnixListener, format frame.Format) {
 				defer e.wg.Done()
 				// A session closed on our side (a new peer replaced it, a
 				// write failed, the link closes) ends without a warning.
-				if err := e.readLoop(frame.NewReader(format, c), false); err != nil && !errors.Is(err, net.ErrClosed) {
+				if err := e.readLoop(frame.NewReader(format, rawReader(c)), false); err != nil && !errors.Is(err, net.ErrClosed) {
 					e.log.Warn("peer session ended", "if", e.name, "err", err)
 				}
 				if e.sink.CompareAndSwap(ref, nil) {
@@ -342,7 +339,7 @@ func (e *linkEndpoint) acceptLoop(l *net.UnixListener, format frame.Format) {
 	}()
 }
 
-func seqpacketFD(fd int) (*net.UnixConn, error) {
+func seqpacketFD(fd int) (*fdPoll, error) {
 	typ, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE)
 	if err != nil {
 		return nil, fmt.Errorf("seqpacket:%d: not a socket: %w", fd, err)
@@ -353,18 +350,7 @@ func seqpacketFD(fd int) (*net.UnixConn, error) {
 	// Larger buffers absorb bursts; the writer blocks when they are full.
 	unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, socketBuffer)
 	unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, socketBuffer)
-	f := os.NewFile(uintptr(fd), fmt.Sprintf("seqpacket:%d", fd))
-	c, err := net.FileConn(f)
-	f.Close() // FileConn dups the descriptor
-	if err != nil {
-		return nil, fmt.Errorf("seqpacket:%d: %w", fd, err)
-	}
-	uc, ok := c.(*net.UnixConn)
-	if !ok {
-		c.Close()
-		return nil, fmt.Errorf("seqpacket:%d: not a unix socket", fd)
-	}
-	return uc, nil
+	return newFDPoll(fd, fmt.Sprintf("seqpacket:%d", fd))
 }
 
 // packetConn carries one frame per message on a SOCK_SEQPACKET socket. It
@@ -373,8 +359,7 @@ func seqpacketFD(fd int) (*net.UnixConn, error) {
 // shared by many frames; a lone frame still goes out at the writer's next
 // flush (when its queue runs empty).
 type packetConn struct {
-	c     *net.UnixConn
-	rc    syscall.RawConn
+	rc    *fdPoll
 	stats *LinkStats
 
 	// Receive batch: rbufs hold what the last recvmmsg read, rlens their
@@ -396,12 +381,8 @@ type packetConn struct {
 // packetBatch is how many messages one system call moves at most.
 const packetBatch = 32
 
-func newPacketConn(c *net.UnixConn, stats *LinkStats) (*packetConn, error) {
-	rc, err := c.SyscallConn()
-	if err != nil {
-		return nil, err
-	}
-	p := &packetConn{c: c, rc: rc, stats: stats}
+func newPacketConn(rc *fdPoll, stats *LinkStats) *packetConn {
+	p := &packetConn{rc: rc, stats: stats}
 	p.rbufs = make([][]byte, packetBatch)
 	p.rhdrs = make([]unix.Mmsghdr, packetBatch)
 	p.riov = make([]unix.Iovec, packetBatch)
@@ -419,7 +400,7 @@ func newPacketConn(c *net.UnixConn, stats *LinkStats) (*packetConn, error) {
 		p.whdrs[i].Hdr.Iov = &p.wiov[i]
 		p.whdrs[i].Hdr.SetIovlen(1)
 	}
-	return p, nil
+	return p
 }
 
 // ReadFrame implements frame.Reader. Messages that are not frames (too
@@ -455,7 +436,7 @@ func (p *packetConn) fill() error {
 			p.rhdrs[i].Len = 0
 			p.rhdrs[i].Hdr.Flags = 0
 		}
-		r, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&p.rhdrs[0])), uintptr(len(p.rhdrs)), unix.MSG_DONTWAIT, 0, 0)
+		r, e := rawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&p.rhdrs[0])), uintptr(len(p.rhdrs)), unix.MSG_DONTWAIT, 0, 0)
 		if e == unix.EAGAIN {
 			return false
 		}
@@ -485,28 +466,9 @@ func (p *packetConn) More() bool { return p.rnext < p.rn }
 // caller makes sure no batch is pending.
 func (p *packetConn) TryWriteFrame(b []byte) (bool, error) {
 	return tryOnce(p.rc, "sendto", func(fd uintptr) unix.Errno {
-		_, _, e := unix.Syscall6(unix.SYS_SENDTO, fd, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)), unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL, 0, 0)
+		_, e := rawSyscall6(unix.SYS_SENDTO, fd, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)), unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL, 0, 0)
 		return e
 	})
-}
-
-// tryOnce makes one non-blocking write on rc and reports whether it went
-// out: EAGAIN is "not now", not an error.
-func tryOnce(rc syscall.RawConn, op string, write func(fd uintptr) unix.Errno) (bool, error) {
-	var e unix.Errno
-	if err := rc.Write(func(fd uintptr) bool {
-		e = write(fd)
-		return true // never wait here
-	}); err != nil {
-		return false, err
-	}
-	switch e {
-	case 0:
-		return true, nil
-	case unix.EAGAIN:
-		return false, nil
-	}
-	return false, os.NewSyscallError(op, e)
 }
 
 // WriteFrame implements frameSink: the frame joins the batch, which goes
@@ -545,7 +507,7 @@ func (p *packetConn) Flush() error {
 		var n int
 		var serr error
 		err := p.rc.Write(func(fd uintptr) bool {
-			r, _, e := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&p.whdrs[sent])), uintptr(p.wn-sent), unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL, 0, 0)
+			r, e := rawSyscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&p.whdrs[sent])), uintptr(p.wn-sent), unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL, 0, 0)
 			if e == unix.EAGAIN {
 				return false
 			}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"runtime"
 	"strings"
@@ -71,8 +72,8 @@ func (h *vnetHdr) encode(b []byte) {
 // from us, segmenting and checksumming on its side. One read or write
 // moves one frame (a TAP is not a socket: no recvmmsg).
 type tapConn struct {
-	f     *os.File
-	rc    syscall.RawConn
+	rc    *fdPoll
+	io    nbIO
 	vnet  bool
 	stats *LinkStats
 	rbuf  []byte
@@ -83,9 +84,9 @@ type tapConn struct {
 // checksum updates) see an ordinary packet.
 func (t *tapConn) ReadFrame() ([]byte, error) {
 	for {
-		n, err := t.f.Read(t.rbuf)
+		n, err := t.io.Read(t.rbuf)
 		if err != nil {
-			if errors.Is(err, os.ErrClosed) {
+			if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
 				return nil, io.EOF
 			}
 			return nil, err
@@ -114,14 +115,14 @@ func (t *tapConn) ReadFrame() ([]byte, error) {
 // WriteFrame implements frameSink. With offloads b starts with the
 // virtio-net header the link endpoint filled in (see tapHeader).
 func (t *tapConn) WriteFrame(b []byte) error {
-	_, err := t.f.Write(b)
+	_, err := t.io.Write(b)
 	return err
 }
 
 // TryWriteFrame implements directSink: one write that does not wait.
 func (t *tapConn) TryWriteFrame(b []byte) (bool, error) {
 	return tryOnce(t.rc, "write", func(fd uintptr) unix.Errno {
-		_, _, e := unix.Syscall(unix.SYS_WRITE, fd, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
+		_, e := rawSyscall6(unix.SYS_WRITE, fd, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)), 0, 0, 0)
 		return e
 	})
 }
@@ -129,7 +130,7 @@ func (t *tapConn) TryWriteFrame(b []byte) (bool, error) {
 // Flush implements frameSink: every write reaches the device at once.
 func (*tapConn) Flush() error { return nil }
 
-func (t *tapConn) Close() error { return t.f.Close() }
+func (t *tapConn) Close() error { return t.rc.Close() }
 
 // tapHeader fills in the virtio-net header h for the frame b (which follows
 // it) on a link of the given MTU: a TCP segment longer than the MTU goes to
@@ -187,12 +188,11 @@ func openTAP(nc *NICConfig, mac tcpip.LinkAddress, mtu uint32, log *slog.Logger,
 		}
 		return nil, fmt.Errorf("tap:%s: %w", name, err)
 	}
-	rc, err := f.SyscallConn()
+	rc, err := pollFile(f)
 	if err != nil {
-		f.Close()
 		return nil, fmt.Errorf("tap:%s: %w", name, err)
 	}
-	conn := &tapConn{f: f, rc: rc, vnet: offload, stats: stats, rbuf: make([]byte, tapReadBufferBytes)}
+	conn := &tapConn{rc: rc, io: nbIO{rc}, vnet: offload, stats: stats, rbuf: make([]byte, tapReadBufferBytes)}
 	e := newLinkEndpoint(nc.Name, mac, mtu, log, stats)
 	e.vnet = offload
 	e.gso = offload
@@ -267,7 +267,9 @@ func openTUN(name string, offload bool) (*os.File, error) {
 	if len(name) >= unix.IFNAMSIZ {
 		return nil, fmt.Errorf("device name %q is longer than %d characters", name, unix.IFNAMSIZ-1)
 	}
-	fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+	// Blocking for os.NewFile, so that the file stays out of Go's poller
+	// (pollFile switches it to non-blocking mode and waits for it).
+	fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, &os.PathError{Op: "open", Path: "/dev/net/tun", Err: err}
 	}

@@ -1,0 +1,203 @@
+package netstack
+
+import (
+	"errors"
+	"net"
+	"testing"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// seqpacketPair returns an fdPoll on one end of a SOCK_SEQPACKET
+// socketpair and the other end's descriptor.
+func seqpacketPair(t *testing.T) (*fdPoll, int) {
+	t.Helper()
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := newFDPoll(fds[0], "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close(); unix.Close(fds[1]) })
+	return p, fds[1]
+}
+
+// pollSend sends b through p, waiting for room.
+func pollSend(p *fdPoll, b []byte) error {
+	var e unix.Errno
+	err := p.Write(func(fd uintptr) bool {
+		_, e = rawSyscall6(unix.SYS_SENDTO, fd, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)), unix.MSG_DONTWAIT, 0, 0)
+		return e != unix.EAGAIN
+	})
+	if err == nil && e != 0 {
+		err = e
+	}
+	return err
+}
+
+// pollRecv receives one message through p, waiting for it.
+func pollRecv(p *fdPoll, b []byte) (int, error) {
+	var n uintptr
+	var e unix.Errno
+	err := p.Read(func(fd uintptr) bool {
+		n, e = rawSyscall6(unix.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)), unix.MSG_DONTWAIT, 0, 0)
+		return e != unix.EAGAIN
+	})
+	if err == nil && e != 0 {
+		err = e
+	}
+	return int(n), err
+}
+
+// readable reports whether Go's poller would see fd (an epoll instance)
+// readable now.
+func readable(t *testing.T, f interface {
+	Control(func(uintptr)) error
+}) bool {
+	t.Helper()
+	var n int
+	f.Control(func(fd uintptr) {
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		n, _ = unix.Poll(fds, 0)
+	})
+	return n > 0
+}
+
+// TestFDPollNoWriteSpaceWakeups: once the peer has read what we sent,
+// nothing Go's poller watches for this descriptor has an event, so the
+// process is not woken for it; input is still seen.
+func TestFDPollNoWriteSpaceWakeups(t *testing.T) {
+	p, peer := seqpacketPair(t)
+	for i := 0; i < 3; i++ {
+		if err := pollSend(p, []byte("frame")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	buf := make([]byte, 64)
+	for i := 0; i < 3; i++ {
+		if n, err := unix.Read(peer, buf); err != nil || string(buf[:n]) != "frame" {
+			t.Fatalf("peer read %q, %v", buf[:n], err)
+		}
+	}
+	if readable(t, p.in.rc) {
+		t.Error("the input epoll instance has an event after the peer consumed our frames")
+	}
+	if readable(t, p.out.rc) {
+		t.Error("the output epoll instance has an event while no writer waits")
+	}
+
+	// Input wakes a waiting reader.
+	got := make(chan string, 1)
+	go func() {
+		n, err := pollRecv(p, buf)
+		if err != nil {
+			got <- err.Error()
+			return
+		}
+		got <- string(buf[:n])
+	}()
+	time.Sleep(20 * time.Millisecond)
+	if _, err := unix.Write(peer, []byte("reply")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case s := <-got:
+		if s != "reply" {
+			t.Fatalf("read %q, want reply", s)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a reader waiting for input was not woken")
+	}
+}
+
+// TestFDPollBackpressure: a writer finding the socket full waits until the
+// peer reads, and the output watch is gone afterwards.
+func TestFDPollBackpressure(t *testing.T) {
+	p, peer := seqpacketPair(t)
+	unix.SetsockoptInt(peer, unix.SOL_SOCKET, unix.SO_RCVBUF, 4096)
+	p.Control(func(fd uintptr) { unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUF, 4096) })
+	msg := make([]byte, 1000)
+	sent := 0
+	for {
+		var e unix.Errno
+		p.Write(func(fd uintptr) bool {
+			_, e = rawSyscall6(unix.SYS_SENDTO, fd, uintptr(unsafe.Pointer(&msg[0])), uintptr(len(msg)), unix.MSG_DONTWAIT, 0, 0)
+			return true
+		})
+		if e == unix.EAGAIN {
+			break
+		}
+		if e != 0 {
+			t.Fatal(e)
+		}
+		sent++
+	}
+	done := make(chan error, 1)
+	go func() { done <- pollSend(p, msg) }()
+	select {
+	case err := <-done:
+		t.Fatalf("send into a full socket returned at once (%v)", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	buf := make([]byte, 2000)
+	for i := 0; i < sent; i++ {
+		if _, err := unix.Read(peer, buf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a writer waiting for room was not woken when the peer read")
+	}
+	if n, err := unix.Read(peer, buf); err != nil || n != len(msg) {
+		t.Fatalf("the waiting writer's message: %d bytes, %v", n, err)
+	}
+	if readable(t, p.out.rc) {
+		t.Error("the output epoll instance still has an event after the writer was served")
+	}
+}
+
+// TestFDPollClose: Close ends a waiting reader and a waiting writer with
+// net.ErrClosed, and calls after it fail the same way.
+func TestFDPollClose(t *testing.T) {
+	p, peer := seqpacketPair(t)
+	unix.SetsockoptInt(peer, unix.SOL_SOCKET, unix.SO_RCVBUF, 4096)
+	p.Control(func(fd uintptr) { unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUF, 4096) })
+	msg := make([]byte, 1000)
+	for {
+		var e unix.Errno
+		p.Write(func(fd uintptr) bool {
+			_, e = rawSyscall6(unix.SYS_SENDTO, fd, uintptr(unsafe.Pointer(&msg[0])), uintptr(len(msg)), unix.MSG_DONTWAIT, 0, 0)
+			return true
+		})
+		if e != 0 {
+			break
+		}
+	}
+	rerr, werr := make(chan error, 1), make(chan error, 1)
+	go func() { _, err := pollRecv(p, make([]byte, 64)); rerr <- err }()
+	go func() { werr <- pollSend(p, msg) }()
+	time.Sleep(20 * time.Millisecond)
+	p.Close()
+	for name, ch := range map[string]chan error{"reader": rerr, "writer": werr} {
+		select {
+		case err := <-ch:
+			if !errors.Is(err, net.ErrClosed) {
+				t.Errorf("waiting %s ended with %v, want net.ErrClosed", name, err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("Close did not end the waiting %s", name)
+		}
+	}
+	if err := pollSend(p, msg); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("send after Close: %v, want net.ErrClosed", err)
+	}
+}
