@@ -8,6 +8,9 @@ import (
 	"strconv"
 	"syscall"
 	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // pingPongRowName is the latency section's floor: what two crossings
@@ -16,8 +19,8 @@ const pingPongRowName = "two Go processes, ping-pong over a socketpair (wake-up 
 
 // pingPong measures the round trip of a 100-byte message between this
 // process and a child echoing it back over a SOCK_SEQPACKET socketpair,
-// both waiting in Go's network poller as nfpipe's links do, COUNT times
-// INTERVAL apart. A hop through an nfpipe router adds two such crossings
+// both waiting in Go's network poller and reading and writing with raw
+// system calls as nfpipe's links do, COUNT times INTERVAL apart. A hop through an nfpipe router adds two such crossings
 // (one each way), so this is the floor of a hop's added round trip: the
 // cost of waking a process that sleeps between packets. It prints one line
 // per sample in ping's format.
@@ -57,13 +60,17 @@ func pingPong(args []string) error {
 		return err
 	}
 	defer c.Close()
+	rc, err := c.(*net.UnixConn).SyscallConn()
+	if err != nil {
+		return err
+	}
 	buf := make([]byte, 100)
 	for i := 0; i < count; i++ {
 		t0 := time.Now()
-		if _, err := c.Write(buf); err != nil {
+		if _, err := rawIO(rc, unix.SYS_WRITE, buf); err != nil {
 			return err
 		}
-		if _, err := c.Read(buf); err != nil {
+		if _, err := rawIO(rc, unix.SYS_READ, buf); err != nil {
 			return err
 		}
 		fmt.Printf("100 bytes: icmp_seq=%d ttl=64 time=%.3f ms\n", i+1, float64(time.Since(t0).Nanoseconds())/1e6)
@@ -79,14 +86,42 @@ func pingEcho() error {
 	if err != nil {
 		return err
 	}
+	rc, err := c.(*net.UnixConn).SyscallConn()
+	if err != nil {
+		return err
+	}
 	buf := make([]byte, 2048)
 	for {
-		n, err := c.Read(buf)
-		if err != nil {
+		n, err := rawIO(rc, unix.SYS_READ, buf)
+		if err != nil || n == 0 {
 			return nil
 		}
-		if _, err := c.Write(buf[:n]); err != nil {
+		if _, err := rawIO(rc, unix.SYS_WRITE, buf[:n]); err != nil {
 			return nil
 		}
 	}
+}
+
+// rawIO makes one read or write (trap) of b on rc's non-blocking
+// descriptor, waiting in Go's poller while it would block. Like nfpipe's
+// links it uses RawSyscall: Syscall would wake the runtime's system monitor
+// on every call made after a pause (see netstack/rawio.go).
+func rawIO(rc syscall.RawConn, trap uintptr, b []byte) (int, error) {
+	var n uintptr
+	var e unix.Errno
+	call := func(fd uintptr) bool {
+		n, _, e = unix.RawSyscall(trap, fd, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
+		return e != unix.EAGAIN
+	}
+	wait := rc.Read
+	if trap == unix.SYS_WRITE {
+		wait = rc.Write
+	}
+	if err := wait(call); err != nil {
+		return 0, err
+	}
+	if e != 0 {
+		return 0, e
+	}
+	return int(n), nil
 }
