@@ -1022,7 +1022,7 @@ func (d *decoder) interfaceAddrs(n *yaml.Node, path, what string) (addrs []netip
 	return addrs, at
 }
 
-var linkKeys = []string{"name", "ends", "transport", "format", "path", "tap", "netns", "host", "replay", "record", "timing", "gso", "mirror"}
+var linkKeys = []string{"name", "ends", "transport", "format", "path", "tap", "netns", "host", "replay", "record", "timing", "gso", "pack", "mirror"}
 
 func (d *decoder) links(s *Spec, n *yaml.Node) {
 	if isNull(n) {
@@ -1146,6 +1146,7 @@ func (d *decoder) link(l *Link, n *yaml.Node, path string) {
 	only("timing", File)
 	only("path", Unix)
 	only("gso", Seqpacket, Stream, Pipe, FIFO, Unix, TAP)
+	only("pack", Seqpacket)
 	// Without tap: the runner names the device after the chain and the
 	// link (TAPDevice).
 	if l.Transport == TAP && l.TAPName != "" && !ifNameRE.MatchString(l.TAPName) {
@@ -1206,6 +1207,18 @@ func (d *decoder) link(l *Link, n *yaml.Node, path string) {
 				l.GSO = "off"
 			default:
 				d.errf(p.val, path+".gso", "unknown gso %q (want on or off)", v)
+			}
+		}
+	}
+	if p, ok := m["pack"]; ok {
+		if v, ok := d.scalar(p.val, path+".pack", "on or off"); ok {
+			switch v {
+			case "on", "true":
+				l.Pack = "on"
+			case "off", "false":
+				l.Pack = "off"
+			default:
+				d.errf(p.val, path+".pack", "unknown pack %q (want on or off)", v)
 			}
 		}
 	}

@@ -285,22 +285,25 @@ func TestErrors(t *testing.T) {
 		{"transports", `
 			name: t
 			functions:
-			  a: {kind: host, interfaces: {eth0: 192.0.2.1/24, eth1: 198.51.100.1/24, eth2: 203.0.113.1/24, eth3: 10.0.0.1/24}}
-			  b: {kind: host, interfaces: {eth0: 192.0.2.2/24, eth1: 198.51.100.2/24}}
+			  a: {kind: host, interfaces: {eth0: 192.0.2.1/24, eth1: 198.51.100.1/24, eth2: 203.0.113.1/24, eth3: 10.0.0.1/24, eth4: 10.0.1.1/24}}
+			  b: {kind: host, interfaces: {eth0: 192.0.2.2/24, eth1: 198.51.100.2/24, eth2: 10.0.1.2/24}}
 			links:
 			  - {ends: [a.eth0, b.eth0], format: hex, gso: maybe}
 			  - {ends: [a.eth1, b.eth1], transport: carrier-pigeon}
-			  - {ends: [a.eth2], transport: tap, tap: much-too-long-name}
+			  - {ends: [a.eth2], transport: tap, tap: much-too-long-name, pack: on}
 			  - {ends: [a.eth3], replay: missing.pcap, timing: slow, path: /tmp/x, gso: on}
+			  - {ends: [a.eth4, b.eth2], pack: tight}
 			`, []string{
 			`t.yaml:6:38: links[0].format: a seqpacket link carries one frame per message: format applies to stream, pipe, fifo, unix, file, stdin and stdout links`,
 			`t.yaml:6:48: links[0].gso: unknown gso "maybe" (want on or off)`,
 			`t.yaml:7:41: links[1].transport: unknown transport "carrier-pigeon" (want seqpacket, stream, pipe, fifo, unix, tap, file, stdin, stdout)`,
 			`t.yaml:8:43: links[2].tap: bad TAP device name "much-too-long-name": letters, digits, '-' and '_', at most 15, starting with a letter or digit`,
+			`t.yaml:8:63: links[2].pack: pack applies to seqpacket links, not tap`,
 			`t.yaml:9:30: links[3].replay: testdata/missing.pcap: stat: no such file or directory`,
 			`t.yaml:9:52: links[3].timing: unknown timing "slow" (want original or fast)`,
 			`t.yaml:9:58: links[3].path: path applies to unix links, not file`,
 			`t.yaml:9:72: links[3].gso: gso applies to seqpacket, stream, pipe, fifo, unix and tap links, not file`,
+			`t.yaml:10:36: links[4].pack: unknown pack "tight" (want on or off)`,
 		}},
 		{"tap links", `
 			name: t

@@ -178,6 +178,10 @@ type LinkPlan struct {
 	// the frames (the chain's stdin/stdout, files, a unix socket with one
 	// end) unless the spec says `gso: on`.
 	GSO bool `json:"gso"`
+	// Pack says whether a seqpacket link carries several frames per
+	// message (netstack.LinkSpec.Pack): by default on between two
+	// functions, off where a program other than nfpipe holds an end.
+	Pack bool `json:"pack"`
 	// Mirror is the index in Plan.Mirrors of the link's mirror, or -1.
 	Mirror int `json:"mirror"`
 }
@@ -325,6 +329,9 @@ func Resolve(s *Spec) *Plan {
 		case Seqpacket, Stream, Pipe, FIFO, Unix:
 			lp.GSO = l.GSO == "on" || (l.GSO == "" && len(l.Ends) == 2)
 		}
+		if l.Transport == Seqpacket {
+			lp.Pack = l.Pack == "on" || (l.Pack == "" && len(l.Ends) == 2)
+		}
 		switch l.Transport {
 		case FIFO:
 			lp.FIFOs = []string{filepath.Join(run, "links", l.Name+".ab"), filepath.Join(run, "links", l.Name+".ba")}
@@ -403,6 +410,9 @@ func Resolve(s *Spec) *Plan {
 			opts := ifOptions(ifc, format, ip.Capture, pl.link >= 0 && p.Links[pl.link].OriginalTiming)
 			if pl.link >= 0 {
 				opts += gsoOption(&p.Links[pl.link])
+				if p.Links[pl.link].Pack {
+					opts += ",pack=on"
+				}
 			}
 			ip.Spec = ifc.Name + "=" + endpoint + opts
 			fp.Argv = append(fp.Argv, "--if", ip.Spec)

@@ -76,7 +76,7 @@ func TestPlanArgvAndFDs(t *testing.T) {
 		fds  []FD
 	}{
 		{a, []string{"vnf", "router", "--name", "a",
-			"--if", "x=seqpacket:3,ip=192.0.2.1/24,gso=on",
+			"--if", "x=seqpacket:3,ip=192.0.2.1/24,gso=on,pack=on",
 			"--if", "y=fd:4|fd:5,format=vde,ip=198.51.100.1/24,ip=2001:db8::1/64,mac=02:00:00:00:00:01,mtu=9000,gso=on",
 			"--route", "10.0.0.0/8 via 198.51.100.2 dev y", "--route", "10.1.0.0/16 dev x",
 			"--gw", "2001:db8::2",
@@ -85,7 +85,7 @@ func TestPlanArgvAndFDs(t *testing.T) {
 			"--log-level", "debug", "--control", "/run/nfpipe/t/fn/a.sock",
 			"--neigh", "192.0.2.2 lladdr " + macB + " dev x", "--neigh", "2001:db8::2 lladdr " + macC + " dev y"},
 			[]FD{{3, 0, 0, FDSocket, "x"}, {4, 1, 1, FDPipeRx, "y"}, {5, 1, 1, FDPipeTx, "y"}}},
-		{b, []string{"vnf", "host", "--name", "b", "--if", "eth0=seqpacket:3,ip=192.0.2.2/24,gso=on",
+		{b, []string{"vnf", "host", "--name", "b", "--if", "eth0=seqpacket:3,ip=192.0.2.2/24,gso=on,pack=on",
 			"--run=ping 192.0.2.1 count=1", "--control", "/run/nfpipe/t/fn/b.sock",
 			"--neigh", "192.0.2.1 lladdr " + macAx + " dev eth0"},
 			[]FD{{3, 0, 1, FDSocket, "eth0"}}},
@@ -139,7 +139,7 @@ func TestGSOPlan(t *testing.T) {
 		  - {ends: [a.u], path: /tmp/nfpipe-gso-test.sock, gso: on}
 		`)
 	a := findFunction(t, p, "a")
-	want := map[string]string{"p": ",gso=on", "q": "", "t": ",gso=off", "s": "", "u": ",gso=on"}
+	want := map[string]string{"p": ",gso=on,pack=on", "q": "", "t": ",gso=off", "s": "", "u": ",gso=on"}
 	for _, ifc := range a.Interfaces {
 		w := want[ifc.Name]
 		if has := strings.HasSuffix(ifc.Spec, w) && (w != "" || !strings.Contains(ifc.Spec, "gso=")); !has {
@@ -149,6 +149,35 @@ func TestGSOPlan(t *testing.T) {
 	for i, w := range []bool{true, false, false, false, true} {
 		if p.Links[i].GSO != w {
 			t.Errorf("link %s: GSO %v, want %v", p.Links[i].Name, p.Links[i].GSO, w)
+		}
+	}
+}
+
+// TestPackPlan checks where seqpacket links carry several frames per
+// message: between two functions unless the spec says `pack: off`.
+func TestPackPlan(t *testing.T) {
+	p := mustCheck(t, `
+		name: pk
+		functions:
+		  a: {kind: router, interfaces: {p: 192.0.2.1/24, q: 198.51.100.1/24, r: 203.0.113.1/24}}
+		  b: {kind: host, interfaces: {eth0: 192.0.2.2/24}}
+		  c: {kind: host, interfaces: {eth0: 198.51.100.2/24}}
+		  d: {kind: host, interfaces: {eth0: 203.0.113.2/24}}
+		links:
+		  - [a.p, b]
+		  - {ends: [a.q, c], pack: off}
+		  - {ends: [a.r, d], transport: stream}
+		`)
+	a := findFunction(t, p, "a")
+	want := map[string]bool{"p": true, "q": false, "r": false}
+	for _, ifc := range a.Interfaces {
+		if has := strings.HasSuffix(ifc.Spec, ",pack=on"); has != want[ifc.Name] {
+			t.Errorf("interface %s: --if %s, want pack=on: %v", ifc.Name, ifc.Spec, want[ifc.Name])
+		}
+	}
+	for i, w := range []bool{true, false, false} {
+		if p.Links[i].Pack != w {
+			t.Errorf("links[%d].Pack = %v, want %v", i, p.Links[i].Pack, w)
 		}
 	}
 }
@@ -239,11 +268,11 @@ func TestMirrors(t *testing.T) {
 	}
 	a, b, mon := findFunction(t, p, "a"), findFunction(t, p, "b"), findFunction(t, p, "mon")
 	for _, tt := range []struct{ got, want string }{
-		{a.Interfaces[0].Spec, "eth0=seqpacket:3,ip=192.0.2.1/24,capture=" + capture + ",gso=on"},
-		{b.Interfaces[0].Spec, "eth0=seqpacket:3,ip=192.0.2.2/24,gso=on"},
-		{a.Interfaces[1].Spec, "eth1=seqpacket:4,ip=198.51.100.1/24,gso=on"},
-		{b.Interfaces[1].Spec, "eth1=seqpacket:4,ip=198.51.100.2/24,capture=/run/nfpipe/m/mirrors/watch.pcap,gso=on"},
-		{a.Interfaces[2].Spec, "eth2=seqpacket:5,ip=203.0.113.1/24,capture=/run/nfpipe/m/mirrors/a.eth2--b.eth2.pcap,gso=on"},
+		{a.Interfaces[0].Spec, "eth0=seqpacket:3,ip=192.0.2.1/24,capture=" + capture + ",gso=on,pack=on"},
+		{b.Interfaces[0].Spec, "eth0=seqpacket:3,ip=192.0.2.2/24,gso=on,pack=on"},
+		{a.Interfaces[1].Spec, "eth1=seqpacket:4,ip=198.51.100.1/24,gso=on,pack=on"},
+		{b.Interfaces[1].Spec, "eth1=seqpacket:4,ip=198.51.100.2/24,capture=/run/nfpipe/m/mirrors/watch.pcap,gso=on,pack=on"},
+		{a.Interfaces[2].Spec, "eth2=seqpacket:5,ip=203.0.113.1/24,capture=/run/nfpipe/m/mirrors/a.eth2--b.eth2.pcap,gso=on,pack=on"},
 		{mon.Interfaces[0].Spec, "in=fifo:/run/nfpipe/m/mirrors/a.eth2--b.eth2.pcap|none,format=pcap"},
 	} {
 		if tt.got != tt.want {

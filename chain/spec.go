@@ -302,6 +302,10 @@ type Link struct {
 	// segments travel whole on links between two functions and on tap
 	// links (see LinkPlan.GSO).
 	GSO string
+	// Pack is "on" or "off" as written, "" for the default: several frames
+	// per message on seqpacket links between two functions (see
+	// LinkPlan.Pack).
+	Pack string
 	// Mirror, when set, copies the link's frames somewhere.
 	Mirror *Mirror
 

@@ -8,6 +8,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/nfpipe/nfpipe/netstack/frame"
 )
 
 // seqpacketPair returns an fdPoll on one end of a SOCK_SEQPACKET
@@ -199,5 +201,142 @@ func TestFDPollClose(t *testing.T) {
 	}
 	if err := pollSend(p, msg); !errors.Is(err, net.ErrClosed) {
 		t.Errorf("send after Close: %v, want net.ErrClosed", err)
+	}
+}
+
+// packetPair returns two packetConns on the ends of a socketpair.
+func packetPair(t *testing.T, pack bool) (a, b *packetConn, sa, sb *LinkStats) {
+	t.Helper()
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sa, sb = &LinkStats{}, &LinkStats{}
+	for i, s := range []*LinkStats{sa, sb} {
+		unix.SetsockoptInt(fds[i], unix.SOL_SOCKET, unix.SO_SNDBUF, socketBuffer)
+		unix.SetsockoptInt(fds[i], unix.SOL_SOCKET, unix.SO_RCVBUF, socketBuffer)
+		p, err := newFDPoll(fds[i], "test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { p.Close() })
+		if i == 0 {
+			a = newPacketConn(p, s, pack)
+		} else {
+			b = newPacketConn(p, s, pack)
+		}
+	}
+	return a, b, sa, sb
+}
+
+// testFrame is frame i of a test batch: sizes from the smallest frame to
+// the largest, each filled with its index.
+func testFrame(i int) []byte {
+	sizes := []int{frame.MinFrame, 60, 1514, 9000, frame.MaxFrame, 64, 200}
+	b := make([]byte, sizes[i%len(sizes)])
+	for j := range b {
+		b[j] = byte(i)
+	}
+	return b
+}
+
+// TestPacketConnPack: packed, a batch of frames of every size arrives
+// whole and in order, in fewer messages than frames; lone frames sent
+// directly and unpacked links work the same.
+func TestPacketConnPack(t *testing.T) {
+	for _, pack := range []bool{false, true} {
+		a, b, _, sb := packetPair(t, pack)
+		const n = 75
+		for i := 0; i < n; i++ {
+			fb := framePool.Get().(*[]byte)
+			*fb = append((*fb)[:0], testFrame(i)...)
+			if err := a.WriteOwned(fb); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := a.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		for i := n; i < n+3; i++ {
+			if ok, err := a.TryWriteFrame(testFrame(i)); !ok || err != nil {
+				t.Fatalf("pack=%v: direct write %d: %v %v", pack, i, ok, err)
+			}
+		}
+		msgs := 0
+		for i := 0; i < n+3; i++ {
+			refill := !b.More()
+			got, err := b.ReadFrame()
+			if refill {
+				msgs += b.rn // the messages the new batch read
+			}
+			if err != nil {
+				t.Fatalf("pack=%v: frame %d: %v", pack, i, err)
+			}
+			if want := testFrame(i); string(got) != string(want) {
+				t.Fatalf("pack=%v: frame %d: %d bytes of %d, want %d of %d", pack, i, len(got), got[0], len(want), want[0])
+			}
+		}
+		if sb.RxMalformed.Load() != 0 {
+			t.Errorf("pack=%v: %d malformed", pack, sb.RxMalformed.Load())
+		}
+		// Packed, consecutive frames of a send batch (packetBatch frames)
+		// share messages of up to packedMax bytes; a direct write is a
+		// message of its own.
+		want := n + 3
+		if pack {
+			want = 3
+			for i := 0; i < n; i += packetBatch {
+				size := 0
+				for j := i; j < min(i+packetBatch, n); j++ {
+					l := 2 + len(testFrame(j))
+					if size == 0 || size+l > packedMax {
+						want++
+						size = 0
+					}
+					size += l
+				}
+			}
+		}
+		if msgs != want {
+			t.Errorf("pack=%v: %d frames in %d messages, want %d", pack, n+3, msgs, want)
+		}
+	}
+}
+
+// TestPacketConnPackMalformed: a packed message whose lengths do not add up
+// is counted once and the messages after it are read.
+func TestPacketConnPackMalformed(t *testing.T) {
+	sb := &LinkStats{}
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fds[0])
+	p, err := newFDPoll(fds[1], "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	b := newPacketConn(p, sb, true)
+	good := testFrame(1)
+	rec := append([]byte{0, byte(len(good))}, good...)
+	for _, m := range [][]byte{
+		append(append([]byte{}, rec...), 0xff, 0xff, 1, 2, 3), // second length runs past the end
+		{0},                   // too short for a length
+		{0, 5, 1, 2, 3, 4, 5}, // a 5-byte frame
+		rec,
+	} {
+		if _, err := unix.Write(fds[0], m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < 2; i++ {
+		got, err := b.ReadFrame()
+		if err != nil || string(got) != string(good) {
+			t.Fatalf("frame %d: %d bytes, %v", i, len(got), err)
+		}
+	}
+	if m := sb.RxMalformed.Load(); m != 3 {
+		t.Errorf("malformed: %d, want 3", m)
 	}
 }

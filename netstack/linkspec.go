@@ -91,6 +91,11 @@ type LinkSpec struct {
 	// GSO says whether the link carries TCP segments larger than its MTU
 	// (up to 64 KiB of IP packet; see UsesGSO).
 	GSO Toggle
+	// Pack says whether a seqpacket link carries several frames per
+	// message, each preceded by its 2-byte big-endian length (off by
+	// default; both ends must agree, and the chain runner turns it on
+	// between two nfpipe functions).
+	Pack Toggle
 }
 
 // Toggle is an on/off option whose default depends on the link.
@@ -161,7 +166,7 @@ func (l LinkSpec) validate() error {
 // ENDPOINT is stdin, stdout, stdio, none, fd:N, fifo:PATH, file:PATH,
 // pcap:PATH, unix:PATH, unix-listen:PATH, seqpacket:N or tap:NAME. With two
 // endpoints the first receives and the second sends. Keys: format, mac, mtu,
-// ip (repeatable), peer, timing, capture, netns (tap only), gso (on|off).
+// ip (repeatable), peer, timing, capture, netns (tap only), gso (on|off), pack (on|off; seqpacket only).
 func ParseNIC(s string) (NICConfig, error) {
 	var n NICConfig
 	name, rest, ok := strings.Cut(s, "=")
@@ -242,6 +247,18 @@ func ParseNIC(s string) (NICConfig, error) {
 			if link.OneWay() && link.GSO == On {
 				return n, fmt.Errorf("interface %q: gso=on needs a two-way link (its peer must take large segments)", s)
 			}
+		case "pack":
+			switch v {
+			case "on":
+				link.Pack = On
+			case "off":
+				link.Pack = Off
+			default:
+				return n, fmt.Errorf("interface %q: pack %q: want on or off", s, v)
+			}
+			if link.Rx.Kind != Seqpacket {
+				return n, fmt.Errorf("interface %q: pack applies to seqpacket: endpoints (several frames per message)", s)
+			}
 		case "netns":
 			if link.Rx.Kind != TAP {
 				return n, fmt.Errorf("interface %q: netns applies to tap: endpoints", s)
@@ -251,7 +268,7 @@ func ParseNIC(s string) (NICConfig, error) {
 			}
 			link.Netns = v
 		default:
-			return n, fmt.Errorf("interface %q: unknown option %q%s (valid: format, mac, mtu, ip, peer, timing, capture, netns, gso)", s, k, suggest.DidYouMean(k, []string{"format", "mac", "mtu", "ip", "peer", "timing", "capture", "netns", "gso"}))
+			return n, fmt.Errorf("interface %q: unknown option %q%s (valid: format, mac, mtu, ip, peer, timing, capture, netns, gso, pack)", s, k, suggest.DidYouMean(k, []string{"format", "mac", "mtu", "ip", "peer", "timing", "capture", "netns", "gso", "pack"}))
 		}
 	}
 	if isPcapSide(parts[0]) {

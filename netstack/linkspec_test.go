@@ -42,6 +42,9 @@ func TestParseNIC(t *testing.T) {
 	if n, err := ParseNIC("eth0=tap:nfp0,netns=blue"); err != nil || n.Link.Netns != "blue" || n.Link.Rx.Kind != TAP {
 		t.Errorf("tap:nfp0,netns=blue: %+v, %v", n.Link, err)
 	}
+	if n, err := ParseNIC("eth0=seqpacket:3,pack=on"); err != nil || n.Link.Pack != On {
+		t.Errorf("seqpacket:3,pack=on: %+v, %v", n.Link, err)
+	}
 	n, _ := ParseNIC("eth0=stdio,peer=broadcast")
 	if n.Link.resolves() {
 		t.Error("peer= must turn neighbour resolution off")
@@ -56,7 +59,9 @@ func TestParseNICErrors(t *testing.T) {
 		{"eth0=fifo:/tmp/x", `interface "eth0=fifo:/tmp/x": fifo:/tmp/x is one-way: write fifo:/tmp/x|none to only receive, none|fifo:/tmp/x to only send, or RX|TX with two endpoints`},
 		{"eth0=stdout|stdin", `interface "eth0=stdout|stdin": cannot receive from stdout`},
 		{"eth0=unix:/a|stdout", `interface "eth0=unix:/a|stdout": unix:/a carries both directions: use it alone, not in RX|TX`},
-		{"eth0=stdin,fromat=hex", `interface "eth0=stdin,fromat=hex": unknown option "fromat" (did you mean "format"?) (valid: format, mac, mtu, ip, peer, timing, capture, netns, gso)`},
+		{"eth0=stdin,fromat=hex", `interface "eth0=stdin,fromat=hex": unknown option "fromat" (did you mean "format"?) (valid: format, mac, mtu, ip, peer, timing, capture, netns, gso, pack)`},
+		{"eth0=stdio,pack=on", `interface "eth0=stdio,pack=on": pack applies to seqpacket: endpoints (several frames per message)`},
+		{"eth0=seqpacket:3,pack=yes", `interface "eth0=seqpacket:3,pack=yes": pack "yes": want on or off`},
 		{"eth0=stdin,netns=blue", `interface "eth0=stdin,netns=blue": netns applies to tap: endpoints`},
 		{"eth0=tap:x,netns=", `interface "eth0=tap:x,netns=": netns needs a namespace name (under /run/netns) or a path`},
 		{"eth0=stdin,format=json", `interface "eth0=stdin,format=json": unknown frame format "json" (valid: hex, pcap, qemu, vde)`},

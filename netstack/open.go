@@ -62,7 +62,7 @@ func openLink(ctx context.Context, nc *NICConfig, mac tcpip.LinkAddress, mtu uin
 		e.setSink(nil, flushWhenIdle)
 		e.serveSessions(rx.listener, l.Format)
 	case rx.packet != nil:
-		pc := newPacketConn(rx.packet, stats)
+		pc := newPacketConn(rx.packet, stats, l.Pack == On)
 		e.txClosers = append(e.txClosers, rx.packet)
 		e.setSink(pc, flushWhenIdle)
 		e.startReader(pc, false)
@@ -353,61 +353,91 @@ func seqpacketFD(fd int) (*fdPoll, error) {
 	return newFDPoll(fd, fmt.Sprintf("seqpacket:%d", fd))
 }
 
-// packetConn carries one frame per message on a SOCK_SEQPACKET socket. It
-// reads and writes in batches, one recvmmsg/sendmmsg for up to
-// packetBatch messages, so that under load the cost of a system call is
-// shared by many frames; a lone frame still goes out at the writer's next
-// flush (when its queue runs empty).
+// packetConn carries frames on a SOCK_SEQPACKET socket: one frame per
+// message, or, packed (pack=on, between two nfpipe functions), several
+// frames per message, each preceded by its length (2 bytes, big-endian). It
+// reads and writes in batches, one recvmmsg/sendmmsg for up to packetBatch
+// messages, so that under load the cost of a system call is shared by many
+// frames; packing also shares the kernel's cost of a message (a socket
+// buffer, a wake-up check), which is most of what a small frame costs. A
+// lone frame still goes out at once, in a message of its own.
 type packetConn struct {
 	rc    *fdPoll
 	stats *LinkStats
+	pack  bool
 
-	// Receive batch: rbufs hold what the last recvmmsg read, rlens their
-	// lengths and rflags their flags; rnext is the next one to hand out.
+	// Receive batch: rbufs hold what the last recvmmsg read (lengths and
+	// flags in rhdrs); rnext is the next message to hand out. Packed, the
+	// frames of message rcur are handed out from roff to rend.
 	rbufs [][]byte
 	rhdrs []unix.Mmsghdr
 	riov  []unix.Iovec
 	rn    int
 	rnext int
+	rcur  int
+	roff  int
+	rend  int
 
 	// Send batch: frame buffers handed over by WriteOwned (or copied in
-	// by WriteFrame), sent by Flush.
+	// by WriteFrame), sent by Flush; wlens are their length prefixes when
+	// packed.
 	wframes []*[]byte
+	wlens   [][2]byte
 	whdrs   []unix.Mmsghdr
 	wiov    []unix.Iovec
 	wn      int
 }
 
-// packetBatch is how many messages one system call moves at most.
+// packetBatch is how many messages one system call moves at most, and how
+// many frames a send batch holds.
 const packetBatch = 32
 
-func newPacketConn(rc *fdPoll, stats *LinkStats) *packetConn {
-	p := &packetConn{rc: rc, stats: stats}
+// packedMax is the largest packed message: one frame of the largest size
+// with its length prefix. Smaller frames share messages up to this size.
+const packedMax = frame.MaxFrame + 2
+
+func newPacketConn(rc *fdPoll, stats *LinkStats, pack bool) *packetConn {
+	p := &packetConn{rc: rc, stats: stats, pack: pack}
 	p.rbufs = make([][]byte, packetBatch)
 	p.rhdrs = make([]unix.Mmsghdr, packetBatch)
 	p.riov = make([]unix.Iovec, packetBatch)
 	p.wframes = make([]*[]byte, packetBatch)
+	p.wlens = make([][2]byte, packetBatch)
 	p.whdrs = make([]unix.Mmsghdr, packetBatch)
-	p.wiov = make([]unix.Iovec, packetBatch)
+	p.wiov = make([]unix.Iovec, 2*packetBatch)
 	for i := range packetBatch {
 		// Pages of these buffers are touched only as far as frames
-		// reach, so the resident cost is what the traffic needs.
-		p.rbufs[i] = make([]byte, frame.MaxFrame+1)
+		// reach, so the resident cost is what the traffic needs. One
+		// byte more than the largest message shows a truncation.
+		p.rbufs[i] = make([]byte, packedMax+1)
 		p.riov[i].Base = &p.rbufs[i][0]
 		p.riov[i].SetLen(len(p.rbufs[i]))
 		p.rhdrs[i].Hdr.Iov = &p.riov[i]
 		p.rhdrs[i].Hdr.SetIovlen(1)
-		p.whdrs[i].Hdr.Iov = &p.wiov[i]
-		p.whdrs[i].Hdr.SetIovlen(1)
 	}
 	return p
 }
 
 // ReadFrame implements frame.Reader. Messages that are not frames (too
-// short, or truncated because they exceed the largest frame) are counted
-// and skipped.
+// short, too long, or truncated) are counted and skipped; in a packed
+// message, a length that runs past the message's end loses the rest of the
+// message, counted once.
 func (p *packetConn) ReadFrame() ([]byte, error) {
 	for {
+		if p.roff < p.rend {
+			b := p.rbufs[p.rcur][p.roff:p.rend]
+			n := 0
+			if len(b) >= 2 {
+				n = int(b[0])<<8 | int(b[1])
+			}
+			if len(b) < 2 || 2+n > len(b) || n < frame.MinFrame {
+				p.stats.RxMalformed.Add(1)
+				p.roff = p.rend
+				continue
+			}
+			p.roff += 2 + n
+			return b[2 : 2+n], nil
+		}
 		for p.rnext < p.rn {
 			i := p.rnext
 			p.rnext++
@@ -415,11 +445,18 @@ func (p *packetConn) ReadFrame() ([]byte, error) {
 			if n == 0 {
 				return nil, io.EOF // the peer closed: a zero-length message ends the batch
 			}
-			if p.rhdrs[i].Hdr.Flags&unix.MSG_TRUNC != 0 || n > frame.MaxFrame || n < frame.MinFrame {
+			if p.rhdrs[i].Hdr.Flags&unix.MSG_TRUNC != 0 || n > packedMax || !p.pack && (n > frame.MaxFrame || n < frame.MinFrame) {
 				p.stats.RxMalformed.Add(1)
 				continue
 			}
+			if p.pack {
+				p.rcur, p.roff, p.rend = i, 0, n
+				break
+			}
 			return p.rbufs[i][:n], nil
+		}
+		if p.roff < p.rend {
+			continue
 		}
 		if err := p.fill(); err != nil {
 			return nil, err
@@ -460,13 +497,28 @@ func (p *packetConn) fill() error {
 }
 
 // More implements batchReader.
-func (p *packetConn) More() bool { return p.rnext < p.rn }
+func (p *packetConn) More() bool { return p.roff < p.rend || p.rnext < p.rn }
 
 // TryWriteFrame implements directSink: one send that does not wait. The
 // caller makes sure no batch is pending.
 func (p *packetConn) TryWriteFrame(b []byte) (bool, error) {
-	return tryOnce(p.rc, "sendto", func(fd uintptr) unix.Errno {
-		_, e := rawSyscall6(unix.SYS_SENDTO, fd, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)), unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL, 0, 0)
+	if !p.pack {
+		return tryOnce(p.rc, "sendto", func(fd uintptr) unix.Errno {
+			_, e := rawSyscall6(unix.SYS_SENDTO, fd, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)), unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL, 0, 0)
+			return e
+		})
+	}
+	// Locals: two senders may try at once (they share no batch).
+	l := [2]byte{byte(len(b) >> 8), byte(len(b))}
+	var iov [2]unix.Iovec
+	iov[0].Base, iov[1].Base = &l[0], &b[0]
+	iov[0].SetLen(2)
+	iov[1].SetLen(len(b))
+	var m unix.Msghdr
+	m.Iov = &iov[0]
+	m.SetIovlen(2)
+	return tryOnce(p.rc, "sendmsg", func(fd uintptr) unix.Errno {
+		_, e := rawSyscall6(unix.SYS_SENDMSG, fd, uintptr(unsafe.Pointer(&m)), unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL, 0, 0, 0)
 		return e
 	})
 }
@@ -497,17 +549,12 @@ func (p *packetConn) WriteOwned(fb *[]byte) error {
 // socket (backpressure) as a blocking write would.
 func (p *packetConn) Flush() error {
 	defer p.release()
-	sent := 0
-	for sent < p.wn {
-		for i := sent; i < p.wn; i++ {
-			b := *p.wframes[i]
-			p.wiov[i].Base = &b[0]
-			p.wiov[i].SetLen(len(b))
-		}
+	msgs := p.messages()
+	for sent := 0; sent < msgs; {
 		var n int
 		var serr error
 		err := p.rc.Write(func(fd uintptr) bool {
-			r, e := rawSyscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&p.whdrs[sent])), uintptr(p.wn-sent), unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL, 0, 0)
+			r, e := rawSyscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&p.whdrs[sent])), uintptr(msgs-sent), unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL, 0, 0)
 			if e == unix.EAGAIN {
 				return false
 			}
@@ -526,6 +573,39 @@ func (p *packetConn) Flush() error {
 		sent += n
 	}
 	return nil
+}
+
+// messages lays out the batch's messages in whdrs and wiov: one per frame,
+// or, packed, as many frames per message as fit in packedMax. It returns
+// how many messages there are.
+func (p *packetConn) messages() int {
+	msgs, size := 0, 0
+	for i := range p.wn {
+		b := *p.wframes[i]
+		if !p.pack {
+			p.wiov[i].Base = &b[0]
+			p.wiov[i].SetLen(len(b))
+			p.whdrs[i].Hdr.Iov = &p.wiov[i]
+			p.whdrs[i].Hdr.SetIovlen(1)
+			msgs++
+			continue
+		}
+		if size == 0 || size+2+len(b) > packedMax {
+			p.whdrs[msgs].Hdr.Iov = &p.wiov[2*i]
+			p.whdrs[msgs].Hdr.SetIovlen(0)
+			msgs++
+			size = 0
+		}
+		p.wlens[i] = [2]byte{byte(len(b) >> 8), byte(len(b))}
+		p.wiov[2*i].Base = &p.wlens[i][0]
+		p.wiov[2*i].SetLen(2)
+		p.wiov[2*i+1].Base = &b[0]
+		p.wiov[2*i+1].SetLen(len(b))
+		h := &p.whdrs[msgs-1].Hdr
+		h.SetIovlen(int(h.Iovlen) + 2)
+		size += 2 + len(b)
+	}
+	return msgs
 }
 
 // release returns the batch's frame buffers to framePool.

@@ -34,6 +34,7 @@ frames come from and go to:
   unix:PATH                connect to a unix stream socket (retried until it exists)
   unix-listen:PATH         listen on a unix stream socket; peers may reconnect
   seqpacket:N              an inherited SOCK_SEQPACKET fd, one frame per message
+                           (pack=on: several, each after its 2-byte length)
   tap:NAME                 a Linux TAP device (needs CAP_NET_ADMIN); netns=NS
                            opens it in network namespace NS (/run/netns/NS)
   none                     no such side
@@ -45,7 +46,8 @@ ip=ADDR/LEN (repeatable), mac=MAC, mtu=N, peer=MAC|broadcast,
 timing=original (pcap replay pace), capture=PATH, netns=NS (tap),
 gso=on|off (TCP segments up to 64 KiB cross the link whole: the peer must be
 nfpipe; on by default for tap, with the kernel's offloads; elsewhere large
-segments are split to the MTU).
+segments are split to the MTU), pack=on|off (seqpacket: several frames per
+message when they queue up; both ends must agree).
 
 Formats: qemu = 4-byte big-endian length + frame (QEMU -netdev stream, passt);
 vde = 2-byte length + frame (vde_plug); pcap = libpcap stream (tcpdump -r -,
