@@ -28,7 +28,7 @@ var (
 )
 
 // rawRowName names the router-capacity row.
-const rawRowName = "64-byte UDP, 1 hop, raw frame source and sink (the router alone)"
+const rawRowName = "64-byte UDP, 1 hop, raw frame source and sink (the router alone), links packed as the chain runner makes them"
 
 // rawFrame is a 60-byte Ethernet frame carrying IPv4/UDP 192.0.2.2:9000 →
 // 198.51.100.2:9000 with an 18-byte payload, addressed to the router.
@@ -57,11 +57,17 @@ func rawFrame() []byte {
 	return b
 }
 
-// rawSource sends rawFrame on fd 3 for SECONDS, 32 per sendmmsg, waiting
-// when the socket is full (the link's backpressure), and prints how many.
+// rawPacked is how many frames a packed message of the raw source holds
+// (as many as an nfpipe writer's batch).
+const rawPacked = 32
+
+// rawSource sends rawFrame on fd 3 for SECONDS, 32 messages per sendmmsg,
+// waiting when the socket is full (the link's backpressure), and prints how
+// many frames. With "pack", each message holds rawPacked frames, each
+// preceded by its 2-byte length (a link with pack=on).
 func rawSource(args []string) error {
-	if len(args) != 1 {
-		return fmt.Errorf("usage: __rawsrc SECONDS")
+	if len(args) < 1 || len(args) > 2 || len(args) == 2 && args[1] != "pack" {
+		return fmt.Errorf("usage: __rawsrc SECONDS [pack]")
 	}
 	secs, err := strconv.ParseFloat(args[0], 64)
 	if err != nil {
@@ -69,6 +75,16 @@ func rawSource(args []string) error {
 	}
 	const batch = 32
 	f := rawFrame()
+	perMsg := 1
+	if len(args) == 2 {
+		perMsg = rawPacked
+		var m []byte
+		for range rawPacked {
+			m = append(m, byte(len(f)>>8), byte(len(f)))
+			m = append(m, f...)
+		}
+		f = m
+	}
 	hdrs := make([]unix.Mmsghdr, batch)
 	iov := make([]unix.Iovec, batch)
 	for i := range hdrs {
@@ -88,18 +104,20 @@ func rawSource(args []string) error {
 		if e != 0 {
 			return fmt.Errorf("sendmmsg: %w", e)
 		}
-		sent += int64(r)
+		sent += int64(r) * int64(perMsg)
 	}
 	fmt.Printf("%d %.6f\n", sent, time.Since(start).Seconds())
 	return nil
 }
 
 // rawSink counts the frames on fd 3 until none has come for IDLE after
-// the first, and prints how many and over how long.
+// the first, and prints how many and over how long. With "pack", messages
+// hold frames preceded by their 2-byte lengths.
 func rawSink(args []string) error {
-	if len(args) != 1 {
-		return fmt.Errorf("usage: __rawsink IDLE")
+	if len(args) < 1 || len(args) > 2 || len(args) == 2 && args[1] != "pack" {
+		return fmt.Errorf("usage: __rawsink IDLE [pack]")
 	}
+	pack := len(args) == 2
 	idle, err := time.ParseDuration(args[0])
 	if err != nil {
 		return err
@@ -109,7 +127,7 @@ func rawSink(args []string) error {
 	hdrs := make([]unix.Mmsghdr, batch)
 	iov := make([]unix.Iovec, batch)
 	for i := range hdrs {
-		bufs[i] = make([]byte, 2048)
+		bufs[i] = make([]byte, 65538)
 		iov[i].Base = &bufs[i][0]
 		iov[i].SetLen(len(bufs[i]))
 		hdrs[i].Hdr.Iov = &iov[i]
@@ -150,9 +168,17 @@ func rawSink(args []string) error {
 				eof = true // the source closed its end (no router)
 				break
 			}
-			// Only the datagrams: not an ARP or IPv6 frame.
-			if len(b) >= 42 && b[12] == 0x08 && b[13] == 0x00 && b[23] == 17 {
-				count++
+			if !pack {
+				count += udpFrames(b)
+				continue
+			}
+			for len(b) >= 2 {
+				n := int(b[0])<<8 | int(b[1])
+				if 2+n > len(b) {
+					return fmt.Errorf("a packed message's length runs past its end")
+				}
+				count += udpFrames(b[2 : 2+n])
+				b = b[2+n:]
 			}
 		}
 		if eof {
@@ -161,6 +187,15 @@ func rawSink(args []string) error {
 	}
 	fmt.Printf("%d %.6f\n", count, last.Sub(first).Seconds())
 	return nil
+}
+
+// udpFrames is 1 for an IPv4 UDP frame (the source's datagrams), 0 for an
+// ARP or IPv6 frame.
+func udpFrames(b []byte) int64 {
+	if len(b) >= 42 && b[12] == 0x08 && b[13] == 0x00 && b[23] == 17 {
+		return 1
+	}
+	return 0
 }
 
 // unixPair is a socketpair of type typ (SOCK_SEQPACKET, SOCK_STREAM) with
@@ -185,7 +220,7 @@ type rawResult struct {
 
 // rawRun sends raw frames for secs into a router (or, without router,
 // straight into the sink) and counts what arrives.
-func (h *harness) rawRun(ctx context.Context, router, noFastPath bool, secs float64) (rawResult, error) {
+func (h *harness) rawRun(ctx context.Context, router, noFastPath, pack bool, secs float64) (rawResult, error) {
 	var res rawResult
 	srcEnd, inEnd, err := unixPair(unix.SOCK_SEQPACKET)
 	if err != nil {
@@ -198,9 +233,13 @@ func (h *harness) rawRun(ctx context.Context, router, noFastPath bool, secs floa
 		if sinkEnd, outEnd, err = unixPair(unix.SOCK_SEQPACKET); err != nil {
 			return res, err
 		}
+		opt := ""
+		if pack {
+			opt = ",pack=on"
+		}
 		argv := []string{h.nfpipe, "vnf", "router", "--name", "raw",
-			"--if", "eth0=seqpacket:3,ip=192.0.2.1/24,mac=" + macString(rawRouterMAC),
-			"--if", "eth1=seqpacket:4,ip=198.51.100.1/24",
+			"--if", "eth0=seqpacket:3,ip=192.0.2.1/24,mac=" + macString(rawRouterMAC) + opt,
+			"--if", "eth1=seqpacket:4,ip=198.51.100.1/24" + opt,
 			"--neigh", "198.51.100.2 lladdr " + rawSinkMAC + " dev eth1",
 			"--neigh", "192.0.2.2 lladdr " + macString(rawSrcMAC) + " dev eth0",
 			"--stats=json"}
@@ -215,11 +254,15 @@ func (h *harness) rawRun(ctx context.Context, router, noFastPath bool, secs floa
 		outEnd.Close()
 		time.Sleep(300 * time.Millisecond) // the stack is up before the first frame
 	}
-	sink, err := h.start(ctx, "raw sink", []string{h.self, "__rawsink", "500ms"}, procOpts{extraFiles: []*os.File{sinkEnd}})
+	sinkArgv, srcArgv := []string{h.self, "__rawsink", "500ms"}, []string{h.self, "__rawsrc", fmt.Sprint(secs)}
+	if pack {
+		sinkArgv, srcArgv = append(sinkArgv, "pack"), append(srcArgv, "pack")
+	}
+	sink, err := h.start(ctx, "raw sink", sinkArgv, procOpts{extraFiles: []*os.File{sinkEnd}})
 	if err != nil {
 		return res, err
 	}
-	src, err := h.start(ctx, "raw source", []string{h.self, "__rawsrc", fmt.Sprint(secs)}, procOpts{extraFiles: []*os.File{srcEnd}})
+	src, err := h.start(ctx, "raw source", srcArgv, procOpts{extraFiles: []*os.File{srcEnd}})
 	srcEnd.Close()
 	sinkEnd.Close()
 	if err != nil {
@@ -265,20 +308,27 @@ func runRawPPS(ctx context.Context, h *harness) {
 		secs = 1
 	}
 	const bareName = "60-byte frames, raw source → raw sink, no router (bare copy)"
-	bare, err := h.rawRun(ctx, false, false, secs)
+	bare, err := h.rawRun(ctx, false, false, false, secs)
 	if err != nil {
 		h.fail(bareName, "kpps", err)
 	} else {
 		h.add(row{Name: bareName, Value: bare.deliverPPS / 1000, Unit: "kpps", Note: fmt.Sprintf("%d sent, %d received", bare.sent, bare.received)})
 	}
 	const slowName = "64-byte UDP, 1 hop, raw frame source and sink, fast path off (gVisor forwards every packet)"
-	if slow, err := h.rawRun(ctx, true, true, secs); err != nil {
+	if slow, err := h.rawRun(ctx, true, true, false, secs); err != nil {
 		h.fail(slowName, "kpps", err)
 	} else {
 		h.add(row{Name: slowName, Value: slow.deliverPPS / 1000, Unit: "kpps", Baseline: "offered (the source's achieved rate)", BaseVal: slow.offeredPPS / 1000,
 			Note: fmt.Sprintf("%d sent, %d received, %d lost: %d counted as drops by the router", slow.sent, slow.received, slow.sent-slow.received, slow.counted)})
 	}
-	r, err := h.rawRun(ctx, true, false, secs)
+	const unpackedName = "64-byte UDP, 1 hop, raw frame source and sink, one frame per message (pack=off)"
+	if u, err := h.rawRun(ctx, true, false, false, secs); err != nil {
+		h.fail(unpackedName, "kpps", err)
+	} else {
+		h.add(row{Name: unpackedName, Value: u.deliverPPS / 1000, Unit: "kpps", Baseline: "offered (the source's achieved rate)", BaseVal: u.offeredPPS / 1000,
+			Note: fmt.Sprintf("%d sent, %d received, %d lost: %d counted as drops by the router", u.sent, u.received, u.sent-u.received, u.counted)})
+	}
+	r, err := h.rawRun(ctx, true, false, true, secs)
 	if err != nil {
 		h.fail(rawRowName, "kpps", err)
 		return
