@@ -332,6 +332,27 @@ func (d *decoder) mapping(n *yaml.Node, path, what string) bool {
 	return false
 }
 
+// onOff reads the on/off key of m ("on", "off", or "" when it is absent
+// or wrong, the error recorded).
+func (d *decoder) onOff(m map[string]pair, path, key string) string {
+	p, ok := m[key]
+	if !ok {
+		return ""
+	}
+	v, ok := d.scalar(p.val, path+"."+key, "on or off")
+	if !ok {
+		return ""
+	}
+	switch v {
+	case "on", "true":
+		return "on"
+	case "off", "false":
+		return "off"
+	}
+	d.errf(p.val, path+"."+key, "unknown %s %q (want on or off)", key, v)
+	return ""
+}
+
 // scalar returns n's value when it is a scalar and not null or empty.
 func (d *decoder) scalar(n *yaml.Node, path, what string) (string, bool) {
 	if n.Kind != yaml.ScalarNode {
@@ -1198,30 +1219,8 @@ func (d *decoder) link(l *Link, n *yaml.Node, path string) {
 			}
 		}
 	}
-	if p, ok := m["gso"]; ok {
-		if v, ok := d.scalar(p.val, path+".gso", "on or off"); ok {
-			switch v {
-			case "on", "true":
-				l.GSO = "on"
-			case "off", "false":
-				l.GSO = "off"
-			default:
-				d.errf(p.val, path+".gso", "unknown gso %q (want on or off)", v)
-			}
-		}
-	}
-	if p, ok := m["pack"]; ok {
-		if v, ok := d.scalar(p.val, path+".pack", "on or off"); ok {
-			switch v {
-			case "on", "true":
-				l.Pack = "on"
-			case "off", "false":
-				l.Pack = "off"
-			default:
-				d.errf(p.val, path+".pack", "unknown pack %q (want on or off)", v)
-			}
-		}
-	}
+	l.GSO = d.onOff(m, path, "gso")
+	l.Pack = d.onOff(m, path, "pack")
 	if p, ok := m["format"]; ok {
 		if v, ok := d.scalar(p.val, path+".format", "a frame format"); ok {
 			if _, err := frame.ParseFormat(v); err != nil {

@@ -55,6 +55,27 @@ func pollRecv(p *fdPoll, b []byte) (int, error) {
 	return int(n), err
 }
 
+// fill shrinks the socket buffers of p and its peer and sends msg until
+// the socket is full, returning how many went.
+func fill(t *testing.T, p *fdPoll, peer int, msg []byte) int {
+	t.Helper()
+	unix.SetsockoptInt(peer, unix.SOL_SOCKET, unix.SO_RCVBUF, 4096)
+	p.Control(func(fd uintptr) { unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUF, 4096) })
+	for sent := 0; ; sent++ {
+		var e unix.Errno
+		p.Write(func(fd uintptr) bool {
+			_, e = rawSyscall6(unix.SYS_SENDTO, fd, uintptr(unsafe.Pointer(&msg[0])), uintptr(len(msg)), unix.MSG_DONTWAIT, 0, 0)
+			return true
+		})
+		if e == unix.EAGAIN {
+			return sent
+		}
+		if e != 0 {
+			t.Fatal(e)
+		}
+	}
+}
+
 // readable reports whether Go's poller would see fd (an epoll instance)
 // readable now.
 func readable(t *testing.T, f interface {
@@ -120,24 +141,8 @@ func TestFDPollNoWriteSpaceWakeups(t *testing.T) {
 // peer reads, and the output watch is gone afterwards.
 func TestFDPollBackpressure(t *testing.T) {
 	p, peer := seqpacketPair(t)
-	unix.SetsockoptInt(peer, unix.SOL_SOCKET, unix.SO_RCVBUF, 4096)
-	p.Control(func(fd uintptr) { unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUF, 4096) })
 	msg := make([]byte, 1000)
-	sent := 0
-	for {
-		var e unix.Errno
-		p.Write(func(fd uintptr) bool {
-			_, e = rawSyscall6(unix.SYS_SENDTO, fd, uintptr(unsafe.Pointer(&msg[0])), uintptr(len(msg)), unix.MSG_DONTWAIT, 0, 0)
-			return true
-		})
-		if e == unix.EAGAIN {
-			break
-		}
-		if e != 0 {
-			t.Fatal(e)
-		}
-		sent++
-	}
+	sent := fill(t, p, peer, msg)
 	done := make(chan error, 1)
 	go func() { done <- pollSend(p, msg) }()
 	select {
@@ -171,19 +176,8 @@ func TestFDPollBackpressure(t *testing.T) {
 // net.ErrClosed, and calls after it fail the same way.
 func TestFDPollClose(t *testing.T) {
 	p, peer := seqpacketPair(t)
-	unix.SetsockoptInt(peer, unix.SOL_SOCKET, unix.SO_RCVBUF, 4096)
-	p.Control(func(fd uintptr) { unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUF, 4096) })
 	msg := make([]byte, 1000)
-	for {
-		var e unix.Errno
-		p.Write(func(fd uintptr) bool {
-			_, e = rawSyscall6(unix.SYS_SENDTO, fd, uintptr(unsafe.Pointer(&msg[0])), uintptr(len(msg)), unix.MSG_DONTWAIT, 0, 0)
-			return true
-		})
-		if e != 0 {
-			break
-		}
-	}
+	fill(t, p, peer, msg)
 	rerr, werr := make(chan error, 1), make(chan error, 1)
 	go func() { _, err := pollRecv(p, make([]byte, 64)); rerr <- err }()
 	go func() { werr <- pollSend(p, msg) }()

@@ -1,6 +1,7 @@
 package netstack
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -107,6 +108,17 @@ const (
 	On
 	Off
 )
+
+// parseToggle reads the value of an on/off key.
+func parseToggle(v string) (Toggle, error) {
+	switch v {
+	case "on":
+		return On, nil
+	case "off":
+		return Off, nil
+	}
+	return Default, errors.New("want on or off")
+}
 
 // UsesGSO reports whether the link carries TCP segments larger than the MTU
 // (generic segmentation offload): the stack's TCP sends up to 64 KiB per
@@ -236,25 +248,17 @@ func ParseNIC(s string) (NICConfig, error) {
 			}
 			n.Capture = v
 		case "gso":
-			switch v {
-			case "on":
-				link.GSO = On
-			case "off":
-				link.GSO = Off
-			default:
-				return n, fmt.Errorf("interface %q: gso %q: want on or off", s, v)
+			var err error
+			if link.GSO, err = parseToggle(v); err != nil {
+				return n, fmt.Errorf("interface %q: gso %q: %w", s, v, err)
 			}
 			if link.OneWay() && link.GSO == On {
 				return n, fmt.Errorf("interface %q: gso=on needs a two-way link (its peer must take large segments)", s)
 			}
 		case "pack":
-			switch v {
-			case "on":
-				link.Pack = On
-			case "off":
-				link.Pack = Off
-			default:
-				return n, fmt.Errorf("interface %q: pack %q: want on or off", s, v)
+			var err error
+			if link.Pack, err = parseToggle(v); err != nil {
+				return n, fmt.Errorf("interface %q: pack %q: %w", s, v, err)
 			}
 			if link.Rx.Kind != Seqpacket {
 				return n, fmt.Errorf("interface %q: pack applies to seqpacket: endpoints (several frames per message)", s)
