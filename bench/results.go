@@ -181,6 +181,11 @@ func (h *harness) targets() [][3]string {
 			}
 		}
 	}
+	if tr, ok := h.find("kernel → nfpipe router (TAP) → kernel, p50"); ok {
+		if kr, ok := h.find("kernel → Linux kernel router → kernel, p50"); ok {
+			out = append(out, [3]string{"… for scale: one nfpipe router hop between two kernels (TAP router minus kernel router, p50; no other nfpipe process shares the CPUs)", fmt.Sprintf("%.0f µs", tr-kr), "—"})
+		}
+	}
 	if best, silent, ok := h.bestPPS(1); ok {
 		out = append(out, [3]string{"64-byte forwarding ≥ 250 kpps per hop, zero silent loss (1 hop)",
 			fmt.Sprintf("%.0f kpps, %d lost silently", best/1000, silent), yes(best >= 250e3 && silent == 0)})

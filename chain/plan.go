@@ -179,8 +179,8 @@ type LinkPlan struct {
 	// end) unless the spec says `gso: on`.
 	GSO bool `json:"gso"`
 	// Pack says whether a seqpacket link carries several frames per
-	// message (netstack.LinkSpec.Pack): by default on between two
-	// functions, off where a program other than nfpipe holds an end.
+	// message (netstack.LinkSpec.Pack): on unless the spec says
+	// `pack: off` (both ends of a seqpacket link are functions).
 	Pack bool `json:"pack"`
 	// Mirror is the index in Plan.Mirrors of the link's mirror, or -1.
 	Mirror int `json:"mirror"`
