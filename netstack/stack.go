@@ -28,11 +28,12 @@ import (
 
 // Stack is one network function's TCP/IP stack with its NICs.
 type Stack struct {
-	s    *stack.Stack
-	cfg  Config
-	log  *slog.Logger
-	nics []*nicState
-	ct   *conntrackGuard
+	s     *stack.Stack
+	clock *drainClock
+	cfg   Config
+	log   *slog.Logger
+	nics  []*nicState
+	ct    *conntrackGuard
 	// delivering counts frames being delivered into the stack (see
 	// linkEndpoint.delivering).
 	delivering atomic.Int64
@@ -77,7 +78,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Stack, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Stack{cfg: cfg, log: log, done: make(chan struct{})}
+	s.clock = newDrainClock()
 	s.s = stack.New(stack.Options{
+		Clock: s.clock,
 		NetworkProtocols: []stack.NetworkProtocolFactory{
 			// IGMP and MLD off: nfpipe links carry only the traffic the
 			// functions make, so that counters and captures add up.
@@ -449,12 +452,13 @@ func (s *Stack) Err() error {
 }
 
 // Drain waits up to timeout for every queued frame to be written out,
-// including packets still waiting for their neighbour to be resolved (a
-// client that sends and ends at once must not lose what it sent). It
+// including packets still waiting for their neighbour to be resolved, and
+// those gVisor is handing to the link after it was (see drainClock): a
+// client that sends and ends at once must not lose what it sent. It
 // reports whether everything was written.
 func (s *Stack) Drain(timeout time.Duration) bool {
 	deadline := time.Now().Add(timeout)
-	for s.resolving() && time.Now().Before(deadline) {
+	for (s.resolving() || s.clock.busy()) && time.Now().Before(deadline) {
 		time.Sleep(2 * time.Millisecond)
 	}
 	ok := true
