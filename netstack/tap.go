@@ -73,7 +73,6 @@ func (h *vnetHdr) encode(b []byte) {
 // moves one frame (a TAP is not a socket: no recvmmsg).
 type tapConn struct {
 	rc    *fdPoll
-	io    nbIO
 	vnet  bool
 	stats *LinkStats
 	rbuf  []byte
@@ -84,7 +83,7 @@ type tapConn struct {
 // checksum updates) see an ordinary packet.
 func (t *tapConn) ReadFrame() ([]byte, error) {
 	for {
-		n, err := t.io.Read(t.rbuf)
+		n, err := nbIO{t.rc}.Read(t.rbuf)
 		if err != nil {
 			if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
 				return nil, io.EOF
@@ -115,7 +114,7 @@ func (t *tapConn) ReadFrame() ([]byte, error) {
 // WriteFrame implements frameSink. With offloads b starts with the
 // virtio-net header the link endpoint filled in (see tapHeader).
 func (t *tapConn) WriteFrame(b []byte) error {
-	_, err := t.io.Write(b)
+	_, err := nbIO{t.rc}.Write(b)
 	return err
 }
 
@@ -192,7 +191,7 @@ func openTAP(nc *NICConfig, mac tcpip.LinkAddress, mtu uint32, log *slog.Logger,
 	if err != nil {
 		return nil, fmt.Errorf("tap:%s: %w", name, err)
 	}
-	conn := &tapConn{rc: rc, io: nbIO{rc}, vnet: offload, stats: stats, rbuf: make([]byte, tapReadBufferBytes)}
+	conn := &tapConn{rc: rc, vnet: offload, stats: stats, rbuf: make([]byte, tapReadBufferBytes)}
 	e := newLinkEndpoint(nc.Name, mac, mtu, log, stats)
 	e.vnet = offload
 	e.gso = offload
