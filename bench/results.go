@@ -162,8 +162,11 @@ func (h *harness) targets() [][3]string {
 		out = append(out, [3]string{target, fmt.Sprintf("%.2fx (%s / %s Gbit/s)", va/vb, fmtVal(va), fmtVal(vb)), yes(va/vb >= min)})
 	}
 	nf := kernelRowName("nfpipe router (TAP, MASQUERADE + 20 rules)", 1500)
-	ratio("kernel → TAP → nfpipe router (NAT + 20 rules) → TAP → kernel ≥ 2× slirp4netns", nf, kernelRowName("slirp4netns", 1500), 2)
-	ratio("… ≥ 1.5× pasta", nf, kernelRowName("pasta", 1500), 1.5)
+	slirp, pasta := kernelRowName("slirp4netns", 1500), kernelRowName("pasta", 1500)
+	ratio("kernel → TAP → nfpipe router (NAT + 20 rules) → TAP → kernel ≥ 2× slirp4netns", nf, slirp, 2)
+	ratio("… the same with a bounded window (iperf3 -w 512K) on both", windowRowName(nf), windowRowName(slirp), 2)
+	ratio("… ≥ 1.5× pasta", nf, pasta, 1.5)
+	ratio("… the same with a bounded window on both (pasta at its best: it does not stall)", windowRowName(nf), windowRowName(pasta), 1.5)
 	ratio("… ≥ 1× the bare Go TAP copier", nf, kernelRowName("Go TAP copier (os.File)", 1500), 1)
 	if v, ok := h.find(goodputRowName(1, "seqpacket", 1500)); ok {
 		out = append(out, [3]string{"nfpipe host → 1 router → host ≥ 4× the naive gVisor figure (0.4 Gbit/s, GVISOR-NOTES; not this run)",
