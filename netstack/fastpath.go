@@ -15,7 +15,8 @@ import (
 // fastPath forwards the plainest IPv4 and IPv6 packets of a router without handing
 // them to gVisor: unicast, no IP options, not a fragment, TTL above 1, a
 // valid header checksum, ordinary addresses, a route and a resolved
-// neighbour, within the outgoing MTU, no rules installed and no capture
+// neighbour, within the outgoing MTU (or a TCP segment larger than it, for
+// a link that takes such segments whole), no rules installed and no capture
 // running on either interface. Such a packet gets what gVisor's forwarding
 // would give it — new Ethernet addresses, TTL minus one, the header checksum
 // updated (RFC 1624) — for a fraction of the cost (gVisor parses, looks up
@@ -75,23 +76,25 @@ func newFastPath(s *Stack) *fastPath {
 }
 
 // forward forwards frame b, received on in, if it qualifies, and reports
-// whether it did. b is not kept.
-func (f *fastPath) forward(in *nicState, b []byte) bool {
+// whether it did. b is not kept. partial says that b is a TCP segment whose
+// checksum is partial (see partialReader): it is completed on the way out
+// unless the outgoing link is a TAP with offloads, whose kernel side does it.
+func (f *fastPath) forward(in *nicState, b []byte, partial bool) bool {
 	if f.s.userRules.Load() || len(b) < 14+20 || string(b[0:6]) != string(in.mac) || hasCaptures(in) {
 		return false // rules (gVisor's iptables run), or not for this NIC
 	}
 	switch binary.BigEndian.Uint16(b[12:]) {
 	case 0x0800:
-		return f.forward4(in, b)
+		return f.forward4(in, b, partial)
 	case 0x86dd:
-		return f.forward6(in, b)
+		return f.forward6(in, b, partial)
 	}
 	return false
 }
 
 // forward6 is forward for IPv6: the hop limit goes down by one, and there
 // is no header checksum.
-func (f *fastPath) forward6(in *nicState, b []byte) bool {
+func (f *fastPath) forward6(in *nicState, b []byte, partial bool) bool {
 	if len(b) < 14+40 {
 		return false
 	}
@@ -113,12 +116,12 @@ func (f *fastPath) forward6(in *nicState, b []byte) bool {
 		return false
 	}
 	r := f.route(da, ipv6.ProtocolNumber)
-	if r.out == nil || r.out == in || total > int(r.out.cfg.MTU) || hasCaptures(r.out) {
+	if !r.takes(in, b[:14+total]) {
 		return false
 	}
 	fb, out := f.frame(r, b[:14+total])
 	out[14+7] = hops - 1
-	f.send(r, fb)
+	f.send(r, fb, partial)
 	return true
 }
 
@@ -153,17 +156,47 @@ func (f *fastPath) frame(r fastRoute, b []byte) (*[]byte, []byte) {
 	return fb, out
 }
 
-// send queues a forwarded frame on its outgoing link.
-func (f *fastPath) send(r fastRoute, fb *[]byte) {
+// send queues a forwarded frame on its outgoing link, after what the link
+// does to every frame it sends (see linkEndpoint.finish: a virtio-net
+// header for a TAP with offloads, a partial checksum completed elsewhere).
+func (f *fastPath) send(r fastRoute, fb *[]byte, partial bool) {
 	// Sent from a receive path: the short wait applies (see twoWayWaitLimit).
 	f.s.delivering.Add(1)
-	r.out.link.sendFrame(fb)
-	f.s.delivering.Add(-1)
+	defer f.s.delivering.Add(-1)
 	f.forwarded.Add(1)
+	off := 0
+	if r.out.link.vnet {
+		off = vnetHdrLen
+	}
+	if !r.out.link.finish(fb, off, &stack.GSO{NeedsCsum: partial}) {
+		framePool.Put(fb) // dropped and counted, or split and queued
+		return
+	}
+	r.out.link.sendFrame(fb)
+}
+
+// takes reports whether the frame b (its IP packet whole, no padding),
+// received on in, may leave by r: a route out of another interface
+// without a capture, and within its MTU or a TCP segment for a link that
+// takes large segments whole (a GSO link, or a TAP with offloads whose
+// kernel side segments it). Anything larger goes to gVisor, which sends
+// ICMP errors or has the link split the segment.
+func (r fastRoute) takes(in *nicState, b []byte) bool {
+	if r.out == nil || r.out == in || hasCaptures(r.out) {
+		return false
+	}
+	if len(b) <= 14+int(r.out.cfg.MTU) {
+		return true
+	}
+	if !r.out.link.gso && !r.out.link.vnet {
+		return false
+	}
+	_, ok := parseTCPFrame(b)
+	return ok
 }
 
 // forward4 is forward for IPv4.
-func (f *fastPath) forward4(in *nicState, b []byte) bool {
+func (f *fastPath) forward4(in *nicState, b []byte, partial bool) bool {
 	ip := b[14:]
 	if ip[0] != 0x45 {
 		return false // not version 4, or options
@@ -185,7 +218,7 @@ func (f *fastPath) forward4(in *nicState, b []byte) bool {
 		return false
 	}
 	r := f.route(da, ipv4.ProtocolNumber)
-	if r.out == nil || r.out == in || total > int(r.out.cfg.MTU) || hasCaptures(r.out) {
+	if !r.takes(in, b[:14+total]) {
 		return false
 	}
 	fb, out := f.frame(r, b[:14+total]) // Ethernet padding dropped
@@ -198,7 +231,7 @@ func (f *fastPath) forward4(in *nicState, b []byte) bool {
 		sum = sum&0xffff + sum>>16
 	}
 	binary.BigEndian.PutUint16(out[14+10:], ^uint16(sum))
-	f.send(r, fb)
+	f.send(r, fb, partial)
 	return true
 }
 

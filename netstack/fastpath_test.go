@@ -36,22 +36,30 @@ func TestFastPath(t *testing.T) {
 	options := withRouterAlert(ethFrame(routerMAC, peerIn, src, dst, 1000, 9000, []byte("options")))
 	padded := append(ethFrame(routerMAC, peerIn, src, dst, 1000, 9000, []byte("pad")), 0, 0, 0, 0, 0, 0, 0, 0)
 
-	run := func(t *testing.T, withRules bool, frames ...[]byte) (out [][]byte, fast uint64) {
+	// runOn runs the router with eth1Opts added to eth1's interface (which
+	// then reads an empty capture, so that it is a two-way link).
+	runOn := func(t *testing.T, withRules bool, eth1Opts string, frames ...[]byte) (out [][]byte, fast uint64) {
 		dir := t.TempDir()
-		in, outPath := filepath.Join(dir, "in.pcap"), filepath.Join(dir, "out.pcap")
-		f, err := os.Create(in)
-		if err != nil {
-			t.Fatal(err)
+		in, outPath, empty := filepath.Join(dir, "in.pcap"), filepath.Join(dir, "out.pcap"), filepath.Join(dir, "empty.pcap")
+		for path, fs := range map[string][][]byte{in: frames, empty: nil} {
+			f, err := os.Create(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			w := frame.NewWriter(frame.PCAP, f)
+			for _, b := range fs {
+				w.WriteFrame(b)
+			}
+			w.Flush()
+			f.Close()
 		}
-		w := frame.NewWriter(frame.PCAP, f)
-		for _, b := range frames {
-			w.WriteFrame(b)
+		eth1In := "none"
+		if eth1Opts != "" {
+			eth1In = "pcap:" + empty
 		}
-		w.Flush()
-		f.Close()
 		c := cfg(t, "r", true, nil,
 			"eth0=pcap:"+in+"|none,ip=192.0.2.1/24,ip=2001:db8:1::1/64,mac=02:00:00:00:01:01",
-			"eth1=none|pcap:"+outPath+",ip=198.51.100.1/24,ip=2001:db8:2::1/64,peer=02:00:00:00:00:02")
+			"eth1="+eth1In+"|pcap:"+outPath+",ip=198.51.100.1/24,ip=2001:db8:2::1/64,peer=02:00:00:00:00:02"+eth1Opts)
 		r := buildStopped(t, c)[0]
 		if withRules {
 			rs := &rules.Ruleset{}
@@ -86,6 +94,9 @@ func TestFastPath(t *testing.T) {
 			out = append(out, append([]byte(nil), b...))
 		}
 		return out, fast
+	}
+	run := func(t *testing.T, withRules bool, frames ...[]byte) (out [][]byte, fast uint64) {
+		return runOn(t, withRules, "", frames...)
 	}
 
 	t.Run("plain", func(t *testing.T) {
@@ -142,6 +153,34 @@ func TestFastPath(t *testing.T) {
 		b := out[0]
 		if !bytes.Equal(b[0:6], peerOut) || !bytes.Equal(b[6:12], outMAC) || b[14+7] != 63 {
 			t.Errorf("Ethernet %x → %x, hop limit %d; want %x → %x, 63", b[6:12], b[0:6], b[14+7], []byte(outMAC), peerOut)
+		}
+	})
+	t.Run("large TCP segment", func(t *testing.T) {
+		seg := segTestFrame(t, segTestSpec{payload: 9000})
+		copy(seg[0:6], routerMAC)
+		copy(seg[6:12], peerIn)
+		copy(seg[14+12:14+16], src.AsSlice())
+		copy(seg[14+16:14+20], dst.AsSlice())
+		setTTL(seg, 64)
+		want := append([]byte(nil), seg...)
+		copy(want[0:6], peerOut)
+		copy(want[6:12], outMAC)
+		setTTL(want, 63)
+		// To a link that takes large segments whole: the fast path,
+		// the segment unchanged but for what forwarding changes.
+		out, fast := runOn(t, false, ",gso=on", seg)
+		if fast != 1 || len(out) != 1 {
+			t.Fatalf("gso=on: fast-forwarded %d, sent %d frames; want 1 and 1", fast, len(out))
+		}
+		if !bytes.Equal(out[0], want) {
+			t.Errorf("gso=on: the segment changed beyond its Ethernet addresses, TTL and header checksum")
+		}
+		// To one that does not: left to gVisor, which (the segment came
+		// on a link without GSO) answers "fragmentation needed" on eth0
+		// and sends nothing on eth1.
+		out, fast = runOn(t, false, "", seg)
+		if fast != 0 || len(out) != 0 {
+			t.Errorf("gso=off: fast-forwarded %d, sent %d frames; want 0 and 0", fast, len(out))
 		}
 	})
 	t.Run("rules", func(t *testing.T) {

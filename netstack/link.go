@@ -143,7 +143,7 @@ type linkEndpoint struct {
 	forwarding bool
 	// fast, when set, forwards a received frame without gVisor if it can
 	// (see fastPath) and reports whether it did.
-	fast func(b []byte) bool
+	fast func(b []byte, partial bool) bool
 	// onLarge, when set, is called before a frame larger than the MTU is
 	// delivered (see Stack.activateGSO).
 	onLarge func()
@@ -234,6 +234,7 @@ func (e *linkEndpoint) runReader(r frame.Reader, pace bool) {
 func (e *linkEndpoint) readLoop(r frame.Reader, pace bool) error {
 	var t0, w0 time.Time
 	tr, _ := r.(frame.TimedReader)
+	pr, _ := r.(partialReader)
 	for {
 		b, err := r.ReadFrame()
 		if err != nil {
@@ -276,18 +277,36 @@ func (e *linkEndpoint) readLoop(r frame.Reader, pace bool) error {
 				}
 			}
 		}
+		partial := 0
+		if pr != nil {
+			partial = pr.PartialChecksum()
+		}
 		if br, ok := r.(batchReader); ok && e.bursting != nil && br.More() {
 			e.bursting.Add(1)
-			e.deliver(b)
+			e.deliver(b, partial)
 			e.bursting.Add(-1)
 		} else {
-			e.deliver(b)
+			e.deliver(b, partial)
 		}
 	}
 }
 
-// deliver hands one received frame to the stack. b is copied.
-func (e *linkEndpoint) deliver(b []byte) {
+// partialReader is a frame.Reader that may return TCP segments whose
+// checksum is still partial (a TAP with offloads: the kernel's
+// CHECKSUM_PARTIAL): the pseudo-header sum in the checksum field, the rest
+// to be added over the segment.
+type partialReader interface {
+	// PartialChecksum returns, for the frame ReadFrame returned last,
+	// the offset of its TCP header if its checksum is partial, else 0.
+	// Such a frame is a TCP segment parseTCPFrame accepts, ending with
+	// the frame.
+	PartialChecksum() int
+}
+
+// deliver hands one received frame to the stack. b is copied. partial is
+// the offset of its TCP header if its checksum is partial (see
+// partialReader), else 0.
+func (e *linkEndpoint) deliver(b []byte, partial int) {
 	if len(b) < header.EthernetMinimumSize {
 		e.stats.RxMalformed.Add(1)
 		return
@@ -304,8 +323,13 @@ func (e *linkEndpoint) deliver(b []byte) {
 		e.stats.RxDropped.Add(1)
 		return
 	}
-	if e.fast != nil && e.fast(b) {
+	if e.fast != nil && e.fast(b, partial != 0) {
 		return
+	}
+	if partial != 0 {
+		// gVisor's stack wants a complete checksum (connection tracking
+		// checks it, NAT updates it). partialReader vouches for the range.
+		_ = finishChecksum(b, partial, tcpChecksumOffset, len(b))
 	}
 	if e.forwarding {
 		// See forwardMu.

@@ -121,7 +121,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Stack, error) {
 		for _, st := range s.nics {
 			if st.link != nil {
 				st := st
-				st.link.fast = func(b []byte) bool { return s.fast.forward(st, b) }
+				st.link.fast = func(b []byte, partial bool) bool { return s.fast.forward(st, b, partial) }
 			}
 		}
 	}

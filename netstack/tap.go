@@ -76,11 +76,17 @@ type tapConn struct {
 	vnet  bool
 	stats *LinkStats
 	rbuf  []byte
+	// partialAt is, for the frame ReadFrame returned last, where its TCP
+	// header starts if the kernel left its checksum partial, else 0.
+	partialAt int
 }
 
 // ReadFrame implements frame.Reader. A frame whose checksum the kernel left
 // partial is completed here, so that the stack (and NAT's incremental
-// checksum updates) see an ordinary packet.
+// checksum updates) see an ordinary packet — except a TCP segment, which
+// is returned as it is and reported by PartialChecksum: the link endpoint
+// completes it only if it does not go out on a TAP, whose kernel side
+// would do it (or, delivered locally, skip it) anyway.
 func (t *tapConn) ReadFrame() ([]byte, error) {
 	for {
 		n, err := nbIO{t.rc}.Read(t.rbuf)
@@ -101,7 +107,14 @@ func (t *tapConn) ReadFrame() ([]byte, error) {
 		var h vnetHdr
 		h.decode(b)
 		b = b[vnetHdrLen:]
+		t.partialAt = 0
 		if h.flags&vnetFNeedsCsum != 0 {
+			if h.csumOffset == tcpChecksumOffset {
+				if f, ok := parseTCPFrame(b); ok && f.l4 == int(h.csumStart) && f.end == len(b) {
+					t.partialAt = f.l4
+					return b, nil
+				}
+			}
 			if err := finishChecksum(b, int(h.csumStart), int(h.csumOffset), len(b)); err != nil {
 				t.stats.RxMalformed.Add(1)
 				continue
@@ -110,6 +123,9 @@ func (t *tapConn) ReadFrame() ([]byte, error) {
 		return b, nil
 	}
 }
+
+// PartialChecksum implements partialReader.
+func (t *tapConn) PartialChecksum() int { return t.partialAt }
 
 // WriteFrame implements frameSink. With offloads b starts with the
 // virtio-net header the link endpoint filled in (see tapHeader).

@@ -3,6 +3,8 @@ package tests
 import (
 	"encoding/json"
 	"os"
+	"os/exec"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -22,11 +24,15 @@ import (
 //   - towards a TAP opened with gso=off, the router splits them into
 //     MTU-sized frames itself (tx_split > 0, tx_large == 0), and tcpdump in
 //     S sees no frame larger than 1514 bytes;
+//   - without rules, the same through the router's fast path
+//     (fast_path.forwarded > 0): the kernel's partial checksums go on to
+//     an offloading TAP as they are and are completed for a plain one;
 //   - in every case nothing is lost or dropped as too big (drops == 0,
 //     tx_oversize == 0), the bytes iperf3's receiver counted are what the
-//     client reports, and the server sees the router's outside address
-//     (the NAT rewrote the large segments correctly: checksums included,
-//     or the kernel would have dropped them).
+//     client reports, the server sees the router's outside address (the
+//     NAT rewrote the large segments correctly: checksums included, or the
+//     kernel would have dropped them) or, without NAT, the client's, and
+//     every TCP checksum tcpdump verifies on a plain TAP is correct.
 func TestTAPOffloadRouter(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: creates network namespaces and TAP devices")
@@ -40,10 +46,13 @@ func TestTAPOffloadRouter(t *testing.T) {
 		eth1    string // options added to eth1's --if
 		reverse bool   // iperf3 -R: the server sends
 		split   bool   // the egress link has no GSO: the router splits
+		noNAT   bool   // no rules: the fast path forwards
 	}{
 		{name: "offload both"},
 		{name: "offload both, reverse", reverse: true},
 		{name: "split to plain TAP", eth1: ",gso=off", split: true},
+		{name: "fast path, offload both", noNAT: true},
+		{name: "fast path, plain TAP", eth1: ",gso=off", split: true, noNAT: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := testContext(t, 40*time.Second)
@@ -52,11 +61,14 @@ func TestTAPOffloadRouter(t *testing.T) {
 				ingress, egress = "eth1", "eth0"
 			}
 			client, server := netns(t, "nfoc"), netns(t, "nfos")
-			router := start(t, ctx, "router", procSpec{Args: []string{"vnf", "router",
+			args := []string{"vnf", "router",
 				"--if", "eth0=tap:nfoc0,netns=" + client + ",ip=192.0.2.1/24",
 				"--if", "eth1=tap:nfos0,netns=" + server + tc.eth1 + ",ip=198.51.100.1/24",
-				"--rule", "-t nat -A POSTROUTING -o eth1 -j MASQUERADE",
-				"--stats=json", "--timeout", "35s"}})
+				"--stats=json", "--timeout", "35s"}
+			if !tc.noNAT {
+				args = append(args, "--rule", "-t nat -A POSTROUTING -o eth1 -j MASQUERADE")
+			}
+			router := start(t, ctx, "router", procSpec{Args: args})
 			waitInNetns(t, ctx, client, 10*time.Second, "TAP nfoc0 in "+client, "ip", "link", "show", "nfoc0")
 			waitInNetns(t, ctx, server, 10*time.Second, "TAP nfos0 in "+server, "ip", "link", "show", "nfos0")
 			for _, c := range [][]string{
@@ -85,7 +97,7 @@ func TestTAPOffloadRouter(t *testing.T) {
 			srv := start(t, ctx, "iperf3 -s", procSpec{Path: "ip", Args: []string{"netns", "exec", server,
 				"iperf3", "-s", "-1", "--json"}})
 			waitInNetns(t, ctx, server, 10*time.Second, "iperf3 -s", "sh", "-c", "ss -ltn | grep -q ':5201 '")
-			args := []string{"iperf3", "-c", "198.51.100.2", "-t", "3", "--connect-timeout", "5000", "--json"}
+			args = []string{"iperf3", "-c", "198.51.100.2", "-t", "3", "--connect-timeout", "5000", "--json"}
 			if tc.reverse {
 				args = append(args, "-R")
 			}
@@ -115,11 +127,20 @@ func TestTAPOffloadRouter(t *testing.T) {
 				t.Errorf("iperf3: %d bytes received of %d sent, want more than 10 MiB and no more than sent", received, sent)
 			}
 			t.Logf("iperf3 %s: %.2f Gbit/s", tc.name, cj.End.SumReceived.BitsPerSecond/1e9)
-			if len(sj.Start.Connected) != 1 || sj.Start.Connected[0].RemoteHost != "198.51.100.1" {
-				t.Errorf("iperf3 -s: connected %+v, want one connection from the router's outside address 198.51.100.1 (MASQUERADE)", sj.Start.Connected)
+			wantFrom := "198.51.100.1" // the router's outside address (MASQUERADE)
+			if tc.noNAT {
+				wantFrom = "192.0.2.2"
+			}
+			if len(sj.Start.Connected) != 1 || sj.Start.Connected[0].RemoteHost != wantFrom {
+				t.Errorf("iperf3 -s: connected %+v, want one connection from %s", sj.Start.Connected, wantFrom)
 			}
 
 			rep := parseStats(t, "router", router.stdout.String())
+			if fast := rep.Stack.Protocols["fast_path.forwarded"]; tc.noNAT && fast == 0 {
+				t.Errorf("router: fast_path.forwarded = 0 without rules: the fast path forwarded nothing")
+			} else if !tc.noNAT && fast != 0 {
+				t.Errorf("router: fast_path.forwarded = %v with a NAT rule, want 0", fast)
+			}
 			for _, ifc := range rep.Stack.Interfaces {
 				if ifc.Drops != 0 {
 					t.Errorf("router: %s lost %d frames: %v", ifc.Name, ifc.Drops, ifc.Counters)
@@ -167,6 +188,21 @@ func TestTAPOffloadRouter(t *testing.T) {
 			}
 			if full < 100 {
 				t.Errorf("tcpdump on nfos0 in %s: %d of %d frames are full-size (1514 bytes), want at least 100: the capture missed the bulk data", server, full, len(frames))
+			}
+			// A plain TAP gets complete checksums: tcpdump -vv checks
+			// every one and says "incorrect" of a wrong one.
+			vv, err := exec.CommandContext(ctx, "tcpdump", "-r", pcapFile, "-nn", "-vv").CombinedOutput()
+			if err != nil {
+				t.Fatalf("tcpdump -r %s -vv: %v\n%s", pcapFile, err, vv)
+			}
+			if n, bad := strings.Count(string(vv), "cksum"), strings.Count(string(vv), "incorrect"); n < len(frames) || bad > 0 {
+				var show []string
+				for _, l := range strings.Split(string(vv), "\n") {
+					if strings.Contains(l, "incorrect") && len(show) < 3 {
+						show = append(show, l)
+					}
+				}
+				t.Errorf("tcpdump -vv on nfos0's capture: %d of %d frames have an incorrect checksum (%d checked): %s", bad, len(frames), n, strings.Join(show, "\n"))
 			}
 		})
 	}
