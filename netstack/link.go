@@ -144,6 +144,14 @@ type linkEndpoint struct {
 	// fast, when set, forwards a received frame without gVisor if it can
 	// (see fastPath) and reports whether it did.
 	fast func(b []byte, partial bool) bool
+	// captured, when set, reports whether the interface's received
+	// frames are being captured (they are then completed before gVisor
+	// sees them: a capture shows complete checksums).
+	captured func() bool
+	// rxTrusted is set while a frame whose checksum the kernel left
+	// partial is delivered: Capabilities then says so (gVisor reads it
+	// for each received packet, to skip checking its checksums).
+	rxTrusted atomic.Bool
 	// onLarge, when set, is called before a frame larger than the MTU is
 	// delivered (see Stack.activateGSO).
 	onLarge func()
@@ -327,9 +335,18 @@ func (e *linkEndpoint) deliver(b []byte, partial int) {
 		return
 	}
 	if partial != 0 {
-		// gVisor's stack wants a complete checksum (connection tracking
-		// checks it, NAT updates it). partialReader vouches for the range.
-		_ = finishChecksum(b, partial, tcpChecksumOffset, len(b))
+		if e.captured != nil && e.captured() {
+			// partialReader vouches for the range.
+			_ = finishChecksum(b, partial, tcpChecksumOffset, len(b))
+		} else {
+			// The kernel vouches for the data (CHECKSUM_PARTIAL): gVisor
+			// need not check the checksum (connection tracking,
+			// local TCP), and its forwarding computes a new one for
+			// every packet it sends on (no link of ours offloads it), so
+			// the partial one is never seen.
+			e.rxTrusted.Store(true)
+			defer e.rxTrusted.Store(false)
+		}
 	}
 	if e.forwarding {
 		// See forwardMu.
@@ -670,8 +687,13 @@ func (e *linkEndpoint) LinkAddress() tcpip.LinkAddress { return e.mac }
 func (e *linkEndpoint) SetLinkAddress(addr tcpip.LinkAddress) { e.mac = addr }
 
 // Capabilities implements stack.LinkEndpoint. Resolution is decided by the
-// nicEndpoint above.
-func (*linkEndpoint) Capabilities() stack.LinkEndpointCapabilities {
+// nicEndpoint above. RX checksum offload is claimed only while a frame the
+// kernel vouches for is delivered (see rxTrusted): gVisor asks for each
+// received packet, from the goroutine delivering it.
+func (e *linkEndpoint) Capabilities() stack.LinkEndpointCapabilities {
+	if e.rxTrusted.Load() {
+		return stack.CapabilityResolutionRequired | stack.CapabilityRXChecksumOffload
+	}
 	return stack.CapabilityResolutionRequired
 }
 

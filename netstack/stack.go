@@ -116,6 +116,12 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Stack, error) {
 		return nil, err
 	}
 	s.prepareGSOMarker()
+	for _, st := range s.nics {
+		if st.link != nil {
+			st := st
+			st.link.captured = func() bool { return hasCaptures(st) }
+		}
+	}
 	if cfg.Forwarding && os.Getenv("NFPIPE_NO_FAST_PATH") == "" {
 		s.fast = newFastPath(s)
 		for _, st := range s.nics {
