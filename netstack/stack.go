@@ -116,19 +116,16 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Stack, error) {
 		return nil, err
 	}
 	s.prepareGSOMarker()
-	for _, st := range s.nics {
-		if st.link != nil {
-			st := st
-			st.link.captured = func() bool { return hasCaptures(st) }
-		}
-	}
 	if cfg.Forwarding && os.Getenv("NFPIPE_NO_FAST_PATH") == "" {
 		s.fast = newFastPath(s)
-		for _, st := range s.nics {
-			if st.link != nil {
-				st := st
-				st.link.fast = func(b []byte, partial bool) bool { return s.fast.forward(st, b, partial) }
-			}
+	}
+	for _, st := range s.nics {
+		if st.link == nil {
+			continue
+		}
+		st.link.captured = func() bool { return hasCaptures(st) }
+		if s.fast != nil {
+			st.link.fast = func(b []byte, partial bool) bool { return s.fast.forward(st, b, partial) }
 		}
 	}
 	return s, nil
