@@ -18,6 +18,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/nfpipe/nfpipe/internal/exetrim"
 	"github.com/nfpipe/nfpipe/vnf"
 )
 
@@ -148,6 +149,9 @@ func Up(ctx context.Context, p *Plan, o RunOptions) int {
 	if r.failed() == "" {
 		fmt.Fprintf(o.Err, "nfpipe: chain %s ready: %d functions up in %v (control: %s)\n",
 			p.Chain, len(r.fns), time.Since(r.started).Round(time.Millisecond), p.Runtime.Control)
+		// The runner now only supervises: its RSS should show that, not
+		// the code that parsed, planned and started the chain.
+		_, _ = exetrim.Drop() // a failure costs only the saving
 	}
 
 	// Until the clients are done, a stop is asked for, or a function fails.
