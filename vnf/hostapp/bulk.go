@@ -140,11 +140,9 @@ func (b *bulkClient) Stats() any {
 // Run implements App.
 func (b *bulkClient) Run(ctx context.Context, env *Env) error {
 	out := newOutput(env)
-	dctx, cancel := context.WithTimeout(ctx, genDialTimeout)
-	conn, err := env.Net.DialTCP(dctx, b.dst)
-	cancel()
+	conn, err := dial(ctx, env, "bulk", "tcp", b.dst, genDialTimeout)
 	if err != nil {
-		return fmt.Errorf("bulk %s: dial: %w", b.dst, err)
+		return err
 	}
 	defer conn.Close()
 	stop := closeOnDone(ctx, conn)

@@ -106,17 +106,9 @@ func echoMessage(b []byte, i int) {
 // Run implements App.
 func (c *echoClient) Run(ctx context.Context, env *Env) error {
 	out := newOutput(env)
-	dctx, cancel := context.WithTimeout(ctx, c.timeout)
-	var conn net.Conn
-	var err error
-	if c.proto == "tcp" {
-		conn, err = env.Net.DialTCP(dctx, c.dst)
-	} else {
-		conn, err = env.Net.DialUDP(dctx, c.dst)
-	}
-	cancel()
+	conn, err := dial(ctx, env, "echo", c.proto, c.dst, c.timeout)
 	if err != nil {
-		return fmt.Errorf("echo %s %s: dial: %w", c.proto, c.dst, err)
+		return err
 	}
 	defer conn.Close()
 	stop := closeOnDone(ctx, conn)

@@ -118,17 +118,9 @@ func (g *genApp) gap() time.Duration {
 // Run implements App.
 func (g *genApp) Run(ctx context.Context, env *Env) error {
 	out := newOutput(env)
-	dctx, cancel := context.WithTimeout(ctx, genDialTimeout)
-	var conn net.Conn
-	var err error
-	if g.proto == "tcp" {
-		conn, err = env.Net.DialTCP(dctx, g.dst)
-	} else {
-		conn, err = env.Net.DialUDP(dctx, g.dst)
-	}
-	cancel()
+	conn, err := dial(ctx, env, "gen", g.proto, g.dst, genDialTimeout)
 	if err != nil {
-		return fmt.Errorf("gen %s %s: dial: %w", g.proto, g.dst, err)
+		return err
 	}
 	defer conn.Close()
 	stop := closeOnDone(ctx, conn)

@@ -77,6 +77,24 @@ func serveTCP(ctx context.Context, ln net.Listener, handle func(context.Context,
 	return err
 }
 
+// dial connects to dst over proto ("tcp" or "udp"), giving up after
+// timeout; the error names the application (app) and what it dialled.
+func dial(ctx context.Context, env *Env, app, proto string, dst netip.AddrPort, timeout time.Duration) (net.Conn, error) {
+	dctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var conn net.Conn
+	var err error
+	if proto == "tcp" {
+		conn, err = env.Net.DialTCP(dctx, dst)
+	} else {
+		conn, err = env.Net.DialUDP(dctx, dst)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s %s %s: dial: %w", app, proto, dst, err)
+	}
+	return conn, nil
+}
+
 // closeOnDone closes c when ctx ends, to unblock the handler's reads and
 // writes; call the returned stop when the handler is done with c.
 func closeOnDone(ctx context.Context, c interface{ Close() error }) (stop func() bool) {
