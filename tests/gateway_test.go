@@ -11,12 +11,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/nfpipe/nfpipe/internal/hostecho"
 	"github.com/nfpipe/nfpipe/vnf"
 	"github.com/nfpipe/nfpipe/vnf/gateway"
 )
@@ -233,60 +232,6 @@ func TestGatewayForward(t *testing.T) {
 		dns+": 2 sessions, 5 datagrams (38 bytes) to the chain, 5 datagrams (38 bytes) to the host")
 }
 
-// hostEchoServer is a kernel TCP and UDP echo service on 127.0.0.1 (one
-// port for both) that counts what it got.
-type hostEchoServer struct {
-	port              int
-	tcpBytes, udpMsgs atomic.Int64
-	stop              func()
-}
-
-func startHostEcho(t *testing.T) *hostEchoServer {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &hostEchoServer{port: l.Addr().(*net.TCPAddr).Port}
-	u, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: s.port})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				n, _ := io.Copy(c, c)
-				s.tcpBytes.Add(n)
-				c.Close()
-			}()
-		}
-	}()
-	go func() {
-		defer wg.Done()
-		buf := make([]byte, 65535)
-		for {
-			n, a, err := u.ReadFromUDP(buf)
-			if err != nil {
-				return
-			}
-			s.udpMsgs.Add(1)
-			u.WriteToUDP(buf[:n], a)
-		}
-	}()
-	s.stop = func() { l.Close(); u.Close(); wg.Wait() }
-	t.Cleanup(s.stop)
-	return s
-}
-
 // TestGatewayExpose: an nfpipe host inside the chain reaches a TCP and a
 // UDP echo service on the host's loopback through --expose, every byte
 // checked on both sides; a host port nobody listens on is refused inside as
@@ -296,7 +241,7 @@ func TestGatewayExpose(t *testing.T) {
 	ctx := testContext(t, 60*time.Second)
 	dir := shortDir(t)
 	sock := filepath.Join(dir, "gw")
-	echo := startHostEcho(t)
+	echo := hostecho.Start(t)
 	closedL, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -304,8 +249,8 @@ func TestGatewayExpose(t *testing.T) {
 	closedPort := closedL.Addr().(*net.TCPAddr).Port
 	closedL.Close()
 	var (
-		tcpRule    = fmt.Sprintf("expose tcp:192.0.2.1:7000=127.0.0.1:%d", echo.port)
-		udpRule    = fmt.Sprintf("expose udp:192.0.2.1:7000=127.0.0.1:%d", echo.port)
+		tcpRule    = fmt.Sprintf("expose tcp:192.0.2.1:7000=127.0.0.1:%d", echo.Port)
+		udpRule    = fmt.Sprintf("expose udp:192.0.2.1:7000=127.0.0.1:%d", echo.Port)
 		closedRule = fmt.Sprintf("expose tcp:192.0.2.1:7001=127.0.0.1:%d", closedPort)
 	)
 	args := []string{"vnf", "gateway", "--if", "eth0=unix-listen:" + sock + ",ip=192.0.2.1/24", "--stats=json"}
@@ -319,15 +264,15 @@ func TestGatewayExpose(t *testing.T) {
 		"--run", "echo tcp 192.0.2.1:7000 count=20 size=1000", "--run", "echo udp 192.0.2.1:7000 count=5 size=100")
 	wantCode(t, "inside client", client, 0)
 	wantContains(t, "inside client", client.Stdout, "echo tcp 192.0.2.1:7000: 20/20 messages echoed, 20000 bytes", "echo udp 192.0.2.1:7000: 5/5 messages echoed, 500 bytes")
-	if n := echo.udpMsgs.Load(); n != 5 {
+	if n := echo.UDPMsgs.Load(); n != 5 {
 		t.Errorf("host UDP echo server got %d datagrams, want 5", n)
 	}
 	// The TCP echo server counts when the connection ends.
 	deadline := time.Now().Add(5 * time.Second)
-	for echo.tcpBytes.Load() != 20000 && time.Now().Before(deadline) {
+	for echo.TCPBytes.Load() != 20000 && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
-	if n := echo.tcpBytes.Load(); n != 20000 {
+	if n := echo.TCPBytes.Load(); n != 20000 {
 		t.Errorf("host TCP echo server got %d bytes, want 20000", n)
 	}
 
@@ -353,7 +298,7 @@ func TestGatewayExpose(t *testing.T) {
 	if want := (gateway.Denied{TCP: 1}); denied != want {
 		t.Errorf("denied %+v, want %+v", denied, want)
 	}
-	if got := stats[tcpRule]; got.Listen != "192.0.2.1:7000" || got.To != "127.0.0.1:"+strconv.Itoa(echo.port) {
+	if got := stats[tcpRule]; got.Listen != "192.0.2.1:7000" || got.To != "127.0.0.1:"+strconv.Itoa(int(echo.Port)) {
 		t.Errorf("%s: listen %q to %q", tcpRule, got.Listen, got.To)
 	}
 }

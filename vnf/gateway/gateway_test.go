@@ -18,6 +18,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/nfpipe/nfpipe/internal/hostecho"
 	"github.com/nfpipe/nfpipe/netstack"
 	"github.com/nfpipe/nfpipe/vnf"
 )
@@ -51,50 +52,6 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-// hostEcho is a kernel TCP and UDP echo server on 127.0.0.1 (one port for
-// both), standing in for a host service.
-func hostEcho(t *testing.T) (port uint16, stop func()) {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port = uint16(l.Addr().(*net.TCPAddr).Port)
-	u, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				io.Copy(c, c)
-				c.Close()
-			}()
-		}
-	}()
-	go func() {
-		defer wg.Done()
-		buf := make([]byte, 65535)
-		for {
-			n, a, err := u.ReadFromUDPAddrPort(buf)
-			if err != nil {
-				return
-			}
-			u.WriteToUDPAddrPort(buf[:n], a)
-		}
-	}()
-	return port, func() { l.Close(); u.Close(); wg.Wait() }
-}
-
 // freePort returns a 127.0.0.1 port nobody listens on (TCP and UDP).
 func freePort(t *testing.T) uint16 {
 	t.Helper()
@@ -111,8 +68,9 @@ func freePort(t *testing.T) uint16 {
 // both directions, half-close, resets, refusals, UDP sessions and their
 // expiry, the counters, and that stopping leaves no goroutine behind.
 func TestGatewayInProcess(t *testing.T) {
-	echoPort, stopEcho := hostEcho(t)
-	defer stopEcho()
+	echo := hostecho.Start(t)
+	echoPort := echo.Port
+	defer echo.Stop()
 	closedPort := freePort(t)
 	ps := func(p uint16) string { return fmt.Sprintf(":%d", p) }
 
