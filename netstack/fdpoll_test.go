@@ -3,6 +3,7 @@ package netstack
 import (
 	"errors"
 	"net"
+	"strings"
 	"testing"
 	"time"
 	"unsafe"
@@ -332,5 +333,110 @@ func TestPacketConnPackMalformed(t *testing.T) {
 	}
 	if m := sb.RxMalformed.Load(); m != 3 {
 		t.Errorf("malformed: %d, want 3", m)
+	}
+}
+
+// TestPacketConnPackMismatch: ends that disagree about packing are told so
+// once, whichever end packs; ends that agree never are.
+func TestPacketConnPackMismatch(t *testing.T) {
+	// Broadcast frames, as the first frames on a link are (ARP): read as
+	// packed, their first length (0xffff) runs past any message.
+	bcast := func(size int) []byte {
+		f := make([]byte, size)
+		copy(f, []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
+		return f
+	}
+	frames := [][]byte{bcast(60), bcast(1514), bcast(60)}
+	for _, c := range []struct {
+		name       string
+		sendPacked bool
+		recvPacked bool
+		want       string // in the one message told; "" for none
+	}{
+		{"packed sender, unpacked receiver", true, false, "looks packed"},
+		{"unpacked sender, packed receiver", false, true, "is not packed"},
+		{"both packed", true, true, ""},
+		{"both unpacked", false, false, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var ends [2]*packetConn
+			rs := &LinkStats{}
+			for i, pack := range []bool{c.sendPacked, c.recvPacked} {
+				p, err := newFDPoll(fds[i], "test")
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { p.Close() })
+				ends[i] = newPacketConn(p, rs, pack)
+			}
+			w, r := ends[0], ends[1]
+			var told []string
+			r.onMismatch = func(what string) { told = append(told, what) }
+			for _, f := range frames {
+				if ok, err := w.TryWriteFrame(f); !ok || err != nil {
+					t.Fatalf("write: %v %v", ok, err)
+				}
+			}
+			if c.sendPacked && !c.recvPacked {
+				// Each message is read as one frame: its length prefix
+				// and the frame.
+				for i, f := range frames {
+					got, err := r.ReadFrame()
+					if err != nil || len(got) != 2+len(f) {
+						t.Fatalf("message %d: %d bytes, %v; want %d", i, len(got), err, 2+len(f))
+					}
+				}
+			} else if !c.sendPacked && c.recvPacked {
+				// Every message is skipped, counted; a packed one after
+				// them is read.
+				last := newPacketConn(w.rc, &LinkStats{}, true)
+				if ok, err := last.TryWriteFrame(frames[0]); !ok || err != nil {
+					t.Fatalf("write: %v %v", ok, err)
+				}
+				if got, err := r.ReadFrame(); err != nil || len(got) != len(frames[0]) {
+					t.Fatalf("the packed message after three unpacked ones: %d bytes, %v", len(got), err)
+				}
+				if m := rs.RxMalformed.Load(); m != 3 {
+					t.Errorf("rx_malformed %d, want 3", m)
+				}
+			} else {
+				for i, f := range frames {
+					if got, err := r.ReadFrame(); err != nil || string(got) != string(f) {
+						t.Fatalf("frame %d: %d bytes, %v", i, len(got), err)
+					}
+				}
+			}
+			switch {
+			case c.want == "" && len(told) != 0:
+				t.Fatalf("agreeing ends were told of a mismatch: %q", told)
+			case c.want != "" && (len(told) != 1 || !strings.Contains(told[0], c.want)):
+				t.Fatalf("told %q; want one message saying %q", told, c.want)
+			}
+		})
+	}
+}
+
+func TestLooksPacked(t *testing.T) {
+	f := testFrame(1) // 60 bytes of 1s
+	packed := append([]byte{0, byte(len(f))}, f...)
+	two := append(append([]byte{}, packed...), packed...)
+	for _, c := range []struct {
+		name string
+		m    []byte
+		want bool
+	}{
+		{"one packed frame", packed, true},
+		{"two packed frames", two, true},
+		{"a bare frame", f, false}, // its "length" 0x0101 runs past the end
+		{"a byte left over", append(append([]byte{}, packed...), 0), false},
+		{"a frame shorter than an Ethernet header", []byte{0, 2, 1, 2}, false},
+	} {
+		if got := looksPacked(c.m); got != c.want {
+			t.Errorf("%s: looksPacked = %v, want %v", c.name, got, c.want)
+		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"sync"
 	"syscall"
 	"time"
 	"unsafe"
@@ -63,6 +64,13 @@ func openLink(ctx context.Context, nc *NICConfig, mac tcpip.LinkAddress, mtu uin
 		e.serveSessions(rx.listener, l.Format)
 	case rx.packet != nil:
 		pc := newPacketConn(rx.packet, stats, l.Pack == On)
+		pc.onMismatch = func(what string) {
+			on := "off"
+			if l.Pack == On {
+				on = "on"
+			}
+			log.Warn(fmt.Sprintf("%s; this end has pack=%s: set pack the same at both ends (chains do); until then its frames are lost, counted (rx_malformed, rx_other_host)", what, on), "if", nc.Name)
+		}
 		e.txClosers = append(e.txClosers, rx.packet)
 		e.setSink(pc, flushWhenIdle)
 		e.startReader(pc, false)
@@ -386,6 +394,11 @@ type packetConn struct {
 	whdrs   []unix.Mmsghdr
 	wiov    []unix.Iovec
 	wn      int
+
+	// onMismatch, if set, is told (once) that messages look packed on an
+	// unpacked link or unpacked on a packed one.
+	onMismatch   func(what string)
+	mismatchOnce sync.Once
 }
 
 // packetBatch is how many messages one system call moves at most, and how
@@ -395,6 +408,30 @@ const packetBatch = 32
 // packedMax is the largest packed message: one frame of the largest size
 // with its length prefix. Smaller frames share messages up to this size.
 const packedMax = frame.MaxFrame + 2
+
+// looksPacked reports whether a message read as one frame is made of
+// length-prefixed frames that fill it exactly: what a packing peer sends.
+// A real frame passes only if its destination address happens to start
+// with the right length, so this is a hint, never a reason to drop.
+func looksPacked(m []byte) bool {
+	for len(m) >= 2 {
+		n := int(m[0])<<8 | int(m[1])
+		if n < frame.MinFrame || 2+n > len(m) {
+			return false
+		}
+		m = m[2+n:]
+	}
+	return len(m) == 0
+}
+
+// mismatch says once, through onMismatch, that the messages on the link do
+// not match its packing: the two ends were set up differently.
+func (p *packetConn) mismatch(what string) {
+	if p.onMismatch == nil {
+		return
+	}
+	p.mismatchOnce.Do(func() { p.onMismatch(what) })
+}
 
 func newPacketConn(rc *fdPoll, stats *LinkStats, pack bool) *packetConn {
 	p := &packetConn{rc: rc, stats: stats, pack: pack}
@@ -432,6 +469,10 @@ func (p *packetConn) ReadFrame() ([]byte, error) {
 			}
 			if len(b) < 2 || 2+n > len(b) || n < frame.MinFrame {
 				p.stats.RxMalformed.Add(1)
+				if p.roff == 0 && len(b) >= frame.MinFrame && len(b) <= frame.MaxFrame {
+					p.mismatch(fmt.Sprintf("a %d-byte message is not packed (its first two bytes, read as a length, say %d): "+
+						"the other end seems to send one frame per message", len(b), n))
+				}
 				p.roff = p.rend
 				continue
 			}
@@ -452,6 +493,10 @@ func (p *packetConn) ReadFrame() ([]byte, error) {
 			if p.pack {
 				p.rcur, p.roff, p.rend = i, 0, n
 				break
+			}
+			if looksPacked(p.rbufs[i][:n]) {
+				p.mismatch(fmt.Sprintf("a %d-byte message looks packed (two-byte lengths that add up to the message): "+
+					"the other end seems to send packed messages", n))
 			}
 			return p.rbufs[i][:n], nil
 		}

@@ -437,6 +437,43 @@ func TestStdioLink(t *testing.T) {
 	}
 }
 
+// TestSeqpacketPackMismatch: two hosts whose ends of a seqpacket link
+// disagree about packing cannot talk, and the packing end says why in its
+// log, once, naming the setting to fix.
+func TestSeqpacketPackMismatch(t *testing.T) {
+	t.Parallel()
+	ctx := testContext(t, 40*time.Second)
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_SEQPACKET|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srvEnd, cliEnd := os.NewFile(uintptr(fds[0]), "seqpacket-server"), os.NewFile(uintptr(fds[1]), "seqpacket-client")
+	defer srvEnd.Close()
+	defer cliEnd.Close()
+	srv := start(t, ctx, "server", procSpec{ExtraFiles: []*os.File{srvEnd}, Args: []string{"vnf", "host",
+		"--if", "eth0=seqpacket:3,pack=on", "--ip", "192.0.2.2/24", "--serve", "echo udp:7", "--stats=json", "--timeout", "20s"}})
+	cli := start(t, ctx, "client", procSpec{ExtraFiles: []*os.File{cliEnd}, Args: []string{"vnf", "host",
+		"--if", "eth0=seqpacket:3", "--ip", "192.0.2.1/24",
+		"--run", "ping 192.0.2.2 count=2 interval=100ms timeout=500ms", "--timeout", "15s"}})
+	srvEnd.Close()
+	cliEnd.Close()
+	if code := cli.wait(t, 20*time.Second); code != 1 {
+		t.Errorf("client: exit status %d, want 1 (no replies)", code)
+	}
+	wantContains(t, "client", cli.stdout.String(), "2 packets transmitted, 0 received, 100% packet loss")
+	if code := srv.wait(t, 10*time.Second); code != 0 {
+		t.Errorf("server: exit status %d after the client left", code)
+	}
+	logs := srv.stderr.String()
+	wantContains(t, "server log", logs, "is not packed", "this end has pack=on: set pack the same at both ends")
+	if n := strings.Count(logs, "is not packed"); n != 1 {
+		t.Errorf("server log says it %d times, want once:\n%s", n, logs)
+	}
+	if m := parseStats(t, "server", srv.stdout.String()).iface(t, "eth0").Counters["rx_malformed"]; m < 1 {
+		t.Errorf("server rx_malformed %d, want the client's frames counted", m)
+	}
+}
+
 // TestFDStreamLink: two hosts on the two ends of a unix stream socketpair
 // handed down as fd 3 (eth0=fd:3), in the vde format.
 func TestFDStreamLink(t *testing.T) {
