@@ -75,7 +75,12 @@ const txQueueLen = 1024
 // would stop. So a two-way link waits long (backpressure for the stack's
 // own senders, such as an application's UDP stream) only while no frame is
 // being delivered into the stack; otherwise it drops after a short wait,
-// like a NIC's queue, and TCP recovers.
+// like a NIC's queue, and TCP recovers. A TAP is one-way in this respect:
+// the kernel takes every frame written to it without waiting for anything
+// the function reads, so nothing can be waiting on the writer in return, and
+// its senders always wait (the router's reading slows down, and the
+// kernel's queue in front of the other TAP pushes back on the sending
+// sockets) rather than drop.
 const (
 	oneWayWaitLimit = 2 * time.Second
 	twoWayWaitLimit = 5 * time.Millisecond

@@ -209,6 +209,7 @@ func openTAP(nc *NICConfig, mac tcpip.LinkAddress, mtu uint32, log *slog.Logger,
 	}
 	conn := &tapConn{rc: rc, vnet: offload, stats: stats, rbuf: make([]byte, tapReadBufferBytes)}
 	e := newLinkEndpoint(nc.Name, mac, mtu, log, stats)
+	e.waitLimit = oneWayWaitLimit // the kernel never waits on our reads (see oneWayWaitLimit)
 	e.vnet = offload
 	e.gso = offload
 	e.setSink(conn, flushWhenIdle)
