@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -244,30 +245,36 @@ func TestCaptureFile(t *testing.T) {
 	}
 }
 
+// hostPair starts a server and a client host (`nfpipe vnf host` with the
+// given arguments) on the two ends of a unix socketpair of type typ, handed
+// down as fd 3. Only the children hold the ends once it returns: the
+// server sees the end of the link when the client exits.
+func hostPair(t *testing.T, ctx context.Context, typ int, srvArgs, cliArgs []string) (srv, cli *proc) {
+	t.Helper()
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, typ|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srvEnd, cliEnd := os.NewFile(uintptr(fds[0]), "server-end"), os.NewFile(uintptr(fds[1]), "client-end")
+	defer srvEnd.Close()
+	defer cliEnd.Close()
+	srv = start(t, ctx, "server", procSpec{ExtraFiles: []*os.File{srvEnd}, Args: append([]string{"vnf", "host"}, srvArgs...)})
+	cli = start(t, ctx, "client", procSpec{ExtraFiles: []*os.File{cliEnd}, Args: append([]string{"vnf", "host"}, cliArgs...)})
+	return srv, cli
+}
+
 // TestSeqpacketLink: two hosts on the two ends of a SOCK_SEQPACKET
 // socketpair handed down as fd 3.
 func TestSeqpacketLink(t *testing.T) {
 	t.Parallel()
 	ctx := testContext(t, 40*time.Second)
-	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_SEQPACKET|syscall.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srvEnd, cliEnd := os.NewFile(uintptr(fds[0]), "seqpacket-server"), os.NewFile(uintptr(fds[1]), "seqpacket-client")
-	defer srvEnd.Close()
-	defer cliEnd.Close()
-	srv := start(t, ctx, "server", procSpec{ExtraFiles: []*os.File{srvEnd}, Args: []string{"vnf", "host",
+	srv, cli := hostPair(t, ctx, syscall.SOCK_SEQPACKET, []string{
 		"--if", "eth0=seqpacket:3", "--ip", "192.0.2.2/24", "--ip", "2001:db8::2/64",
-		"--serve", "http :80", "--stats=json", "--timeout", "30s"}})
-	cli := start(t, ctx, "client", procSpec{ExtraFiles: []*os.File{cliEnd}, Args: []string{"vnf", "host",
+		"--serve", "http :80", "--stats=json", "--timeout", "30s"}, []string{
 		"--if", "eth0=seqpacket:3", "--ip", "192.0.2.1/24", "--ip", "2001:db8::1/64",
 		"--run", "ping 192.0.2.2 count=3 interval=100ms", "--run", "http get http://192.0.2.2/",
 		"--run", "ping 2001:db8::2 count=2 interval=100ms", "--run", "http get http://[2001:db8::2]/",
-		"--stats=json", "--timeout", "20s"}})
-	// Only the children hold the ends now: the server sees the end of the
-	// link when the client exits.
-	srvEnd.Close()
-	cliEnd.Close()
+		"--stats=json", "--timeout", "20s"})
 	if code := cli.wait(t, 25*time.Second); code != 0 {
 		t.Errorf("client: exit status %d", code)
 	}
@@ -443,20 +450,10 @@ func TestStdioLink(t *testing.T) {
 func TestSeqpacketPackMismatch(t *testing.T) {
 	t.Parallel()
 	ctx := testContext(t, 40*time.Second)
-	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_SEQPACKET|syscall.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srvEnd, cliEnd := os.NewFile(uintptr(fds[0]), "seqpacket-server"), os.NewFile(uintptr(fds[1]), "seqpacket-client")
-	defer srvEnd.Close()
-	defer cliEnd.Close()
-	srv := start(t, ctx, "server", procSpec{ExtraFiles: []*os.File{srvEnd}, Args: []string{"vnf", "host",
-		"--if", "eth0=seqpacket:3,pack=on", "--ip", "192.0.2.2/24", "--serve", "echo udp:7", "--stats=json", "--timeout", "20s"}})
-	cli := start(t, ctx, "client", procSpec{ExtraFiles: []*os.File{cliEnd}, Args: []string{"vnf", "host",
+	srv, cli := hostPair(t, ctx, syscall.SOCK_SEQPACKET, []string{
+		"--if", "eth0=seqpacket:3,pack=on", "--ip", "192.0.2.2/24", "--serve", "echo udp:7", "--stats=json", "--timeout", "20s"}, []string{
 		"--if", "eth0=seqpacket:3", "--ip", "192.0.2.1/24",
-		"--run", "ping 192.0.2.2 count=2 interval=100ms timeout=500ms", "--timeout", "15s"}})
-	srvEnd.Close()
-	cliEnd.Close()
+		"--run", "ping 192.0.2.2 count=2 interval=100ms timeout=500ms", "--timeout", "15s"})
 	if code := cli.wait(t, 20*time.Second); code != 1 {
 		t.Errorf("client: exit status %d, want 1 (no replies)", code)
 	}
@@ -479,21 +476,11 @@ func TestSeqpacketPackMismatch(t *testing.T) {
 func TestFDStreamLink(t *testing.T) {
 	t.Parallel()
 	ctx := testContext(t, 40*time.Second)
-	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srvEnd, cliEnd := os.NewFile(uintptr(fds[0]), "stream-server"), os.NewFile(uintptr(fds[1]), "stream-client")
-	defer srvEnd.Close()
-	defer cliEnd.Close()
-	srv := start(t, ctx, "server", procSpec{ExtraFiles: []*os.File{srvEnd}, Args: []string{"vnf", "host",
-		"--if", "eth0=fd:3,format=vde", "--ip", "2001:db8::2/64", "--serve", "echo udp:7", "--stats=json", "--timeout", "30s"}})
-	cli := start(t, ctx, "client", procSpec{ExtraFiles: []*os.File{cliEnd}, Args: []string{"vnf", "host",
+	srv, cli := hostPair(t, ctx, syscall.SOCK_STREAM, []string{
+		"--if", "eth0=fd:3,format=vde", "--ip", "2001:db8::2/64", "--serve", "echo udp:7", "--stats=json", "--timeout", "30s"}, []string{
 		"--if", "eth0=fd:3,format=vde", "--ip", "2001:db8::1/64",
 		"--run", "ping 2001:db8::2 count=2 interval=100ms", "--run", "echo udp [2001:db8::2]:7 count=5 size=1000",
-		"--timeout", "20s"}})
-	srvEnd.Close()
-	cliEnd.Close()
+		"--timeout", "20s"})
 	// The client's work takes well under a second; then it must exit,
 	// whatever its peer does.
 	if code := cli.wait(t, 3*time.Second); code != 0 {
