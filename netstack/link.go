@@ -653,7 +653,13 @@ func (e *linkEndpoint) writeLoop() {
 // writeFailed retires a transmit side after a write error: later frames are
 // dropped and counted, and the error is logged once.
 func (e *linkEndpoint) writeFailed(ref *sinkRef, err error) {
-	e.stats.TxErrors.Add(1)
+	if ref != nil && ref.closer != nil && (errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET)) {
+		// The peer of a session went away: this frame had no path, like
+		// those sent until the next peer comes, not an I/O error.
+		e.stats.TxNoPath.Add(1)
+	} else {
+		e.stats.TxErrors.Add(1)
+	}
 	if e.sink.CompareAndSwap(ref, nil) {
 		if ref.closer != nil {
 			ref.closer.Close()

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -417,5 +418,44 @@ func TestPcapReplayTiming(t *testing.T) {
 			t.Errorf("%q: replay took %s, want %s..%s", tc.opt, took, tc.min, tc.max)
 		}
 		s.Close()
+	}
+}
+
+// TestSessionPeerGone: on a unix-listen link, a frame whose write finds
+// that the peer stopped reading (EPIPE) is counted as having no path, like
+// every frame until the next peer connects, not as an I/O error.
+func TestSessionPeerGone(t *testing.T) {
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "s")
+	c := cfg(t, "h", false, nil, "eth0=unix-listen:"+sock+",ip=192.0.2.1/24")
+	c.Neighbors = []Neighbor{{Addr: netip.MustParseAddr("192.0.2.2"), MAC: net.HardwareAddr{2, 0, 0, 0, 0, 2}}}
+	h := build(t, c)[0]
+	peer, err := net.Dial("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	// The peer stops reading but keeps its end open: our reader sees no
+	// end of input, and our next write fails with EPIPE.
+	if err := peer.(*net.UnixConn).CloseRead(); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := h.DialUDP(context.Background(), netip.MustParseAddrPort("192.0.2.2:9"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	var ctr map[string]uint64
+	for time.Now().Before(deadline) {
+		conn.Write([]byte("x"))
+		time.Sleep(10 * time.Millisecond)
+		ctr = h.Stats().Interfaces[0].Counters
+		if ctr["tx_no_path"] >= 2 {
+			break
+		}
+	}
+	if ctr["tx_no_path"] < 2 || ctr["tx_errors"] != 0 {
+		t.Fatalf("tx_no_path=%d tx_errors=%d, want every frame after the peer left counted as tx_no_path (at least 2) and no tx_errors", ctr["tx_no_path"], ctr["tx_errors"])
 	}
 }
