@@ -362,6 +362,7 @@ func TestChainConfigs(t *testing.T) {
 		"seed-nat-filter": {"sink udp:9000: 50 packets", "100.64.0.1:"},
 		"dualstack":       {"sink udp:9000: 20 packets", "198.51.100.1:", "[2001:db8:1::2]:", "2 packets transmitted, 2 received"},
 		"replay":          {"fw | Chain FORWARD (IPv4 filter, policy DROP 10 packets"},
+		"conntrack-scale": {"client | conns 198.51.100.2:7: 5000/5000 opened", "5000/5000 echoed again once all were open", "nat    | conntrack: 5000 of "},
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()

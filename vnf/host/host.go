@@ -38,7 +38,7 @@ Examples:
 func Kind() vnf.Kind {
 	return vnf.Kind{
 		Name:    "host",
-		Summary: "an endpoint running ping, echo, gen, sink, http and bulk (TCP throughput) on its own stack",
+		Summary: "an endpoint running ping, echo, gen, sink, http, bulk (TCP throughput) and conns (many connections at once) on its own stack",
 		Doc:     Doc,
 		New:     New,
 	}

@@ -114,7 +114,7 @@ type Env struct {
 // App is one parsed application instance. Run it once.
 type App interface {
 	// Name returns the application name: "ping", "echo", "gen", "http",
-	// "bulk" or "sink".
+	// "bulk", "conns" or "sink".
 	Name() string
 	// Run runs the application. A client returns when it is done, with an
 	// error on failure (loss, corruption, an unexpected status). A server
@@ -132,11 +132,12 @@ type App interface {
 // the split spec.
 var (
 	runApps = map[string]func(*spec) (App, error){
-		"bulk": parseBulkClient,
-		"echo": parseEchoClient,
-		"gen":  parseGen,
-		"http": parseHTTPClient,
-		"ping": parsePing,
+		"bulk":  parseBulkClient,
+		"conns": parseConns,
+		"echo":  parseEchoClient,
+		"gen":   parseGen,
+		"http":  parseHTTPClient,
+		"ping":  parsePing,
 	}
 	serveApps = map[string]func(*spec) (App, error){
 		"bulk": parseBulkServer,
@@ -190,6 +191,12 @@ of payload; k/M/G are decimal); rate=0 means as fast as the network accepts.
       TCP throughput sender for the bulk server, iperf-style: writes size-byte
       buffers for seconds, prints per-second intervals, and fails unless the
       receiver got every byte sent.
+  conns ADDR:PORT [count=1000] [parallel=64] [size=16] [hold=0s] [timeout=10s]
+      opens count TCP connections to an echo server, parallel dials at a
+      time, each echoing size bytes as it opens, and keeps them all open;
+      after hold, echoes again on every one and closes them. Prints the
+      set-up rate; fails if any connection failed to open or to echo (what a
+      NAT's or firewall's connection tracking must hold at once).
 
 --serve (servers; they run until the function stops):
   echo tcp:PORT | udp:PORT      (also: echo tcp|udp [ADDR:]PORT, tcp:ADDR:PORT)

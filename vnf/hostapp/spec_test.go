@@ -18,12 +18,12 @@ func TestParseErrors(t *testing.T) {
 		want  string
 	}{
 		// Application names.
-		{"empty", false, "", `empty spec "": want an application: one of bulk, echo, gen, http, ping`},
+		{"empty", false, "", `empty spec "": want an application: one of bulk, conns, echo, gen, http, ping`},
 		{"blank", true, "  ", `empty spec "  ": want an application: one of bulk, echo, http, sink`},
-		{"misspelt app", false, "pnig 192.0.2.2", `unknown application "pnig" in "pnig 192.0.2.2": want one of bulk, echo, gen, http, ping (did you mean "ping"?)`},
-		{"unknown app", false, "foo", `unknown application "foo" in "foo": want one of bulk, echo, gen, http, ping`},
+		{"misspelt app", false, "pnig 192.0.2.2", `unknown application "pnig" in "pnig 192.0.2.2": want one of bulk, conns, echo, gen, http, ping (did you mean "ping"?)`},
+		{"unknown app", false, "foo", `unknown application "foo" in "foo": want one of bulk, conns, echo, gen, http, ping`},
 		{"misspelt server", true, "snik udp:9000", `unknown application "snik" in "snik udp:9000": want one of bulk, echo, http, sink (did you mean "sink"?)`},
-		{"server as client", false, "sink udp:9000", `application "sink" in "sink udp:9000" runs only with --serve (--run applications: bulk, echo, gen, http, ping)`},
+		{"server as client", false, "sink udp:9000", `application "sink" in "sink udp:9000" runs only with --serve (--run applications: bulk, conns, echo, gen, http, ping)`},
 		{"client as server", true, "gen udp 192.0.2.2:9", `application "gen" in "gen udp 192.0.2.2:9" runs only with --run (--serve applications: bulk, echo, http, sink)`},
 
 		// Options, on ping.
