@@ -34,6 +34,7 @@ type topo struct {
 	serve       []string // what the server host serves
 	stats       bool     // every function prints --stats=json on exit
 	gsoOff      bool     // every link says gso: off
+	masquerade  bool     // the last router masquerades what leaves by eth1
 }
 
 // maxHops is how many routers a generated chain can have.
@@ -113,6 +114,9 @@ func (t topo) spec() string {
 			routes = append(routes, "192.0.2.0/24 via "+l)
 		}
 		list("routes", routes)
+		if t.masquerade && k == t.hops {
+			list("rules", []string{"-t nat -A POSTROUTING -o eth1 -j MASQUERADE"})
+		}
 		stats()
 	}
 	// The server.
