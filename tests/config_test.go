@@ -266,7 +266,7 @@ func TestListKinds(t *testing.T) {
 	res := nfpipe(t, ctx, 10*time.Second, "vnf", "--list")
 	wantCode(t, "vnf --list", res, 0)
 	for _, re := range []string{
-		`(?m)^host\s+an endpoint running ping, echo, gen, sink, http and bulk`,
+		`(?m)^host\s+an endpoint running ping, echo, gen, sink, http, bulk \(TCP throughput\) and conns`,
 		`(?m)^router\s+forwards IPv4/IPv6 between interfaces`,
 		`(?m)^nat\s+a router that masquerades`,
 		`(?m)^firewall\s+a stateful router`,
