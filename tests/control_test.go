@@ -27,6 +27,7 @@ func TestControlSocket(t *testing.T) {
 	server := start(t, ctx, "server", procSpec{Args: []string{"vnf", "host", "--if", "eth0=unix:" + b, "--ip", "198.51.100.2/24", "--gw", "198.51.100.1"}})
 	defer server.dumpAndKill()
 	router.waitStderr(t, "peer connected", 10*time.Second)
+	waitControl(t, ctx, ctl, 10*time.Second)
 
 	call := func(req vnf.ControlRequest, reply any) {
 		t.Helper()

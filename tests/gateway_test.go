@@ -89,6 +89,7 @@ func TestGatewayForward(t *testing.T) {
 	inside := start(t, ctx, "inside server", procSpec{Args: []string{"vnf", "host", "--if", "eth0=unix:" + sock,
 		"--ip", "192.0.2.10/24", "--ip", "2001:db8::10/64", "--gw", "192.0.2.1", "--serve", "http :80", "--serve", "echo udp:7"}})
 	gw.waitStderr(t, "peer connected", 10*time.Second)
+	waitControl(t, ctx, ctl, 10*time.Second)
 	addr := map[string]string{}
 	for _, s := range []string{web, web6, closed, nobody, dns} {
 		addr[s] = listeningOn(t, gw, s, 10*time.Second)

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/nfpipe/nfpipe/internal/syncwriter"
+	"github.com/nfpipe/nfpipe/vnf"
 )
 
 // nfpipeBin is the binary under test, built once by TestMain.
@@ -231,6 +232,27 @@ func (p *proc) waitStderr(t *testing.T, s string, d time.Duration) {
 	for !strings.Contains(p.stderr.String(), s) {
 		if time.Now().After(deadline) || p.exited() {
 			t.Fatalf("%s: stderr has no %q after %v:\n%s", p.name, s, d, p.stderr)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// waitControl waits until the function's control socket at path answers
+// a status request: it appears once the function runs, a moment after its
+// links connect.
+func waitControl(t *testing.T, ctx context.Context, path string, d time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		cctx, cancel := context.WithTimeout(ctx, time.Second)
+		var st vnf.Status
+		err := vnf.Control(cctx, path, vnf.ControlRequest{Op: "status"}, &st)
+		cancel()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("control socket %s: %v after %v", path, err, d)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -151,7 +151,6 @@ func (r *Runner) Run(ctx context.Context, cfg Config) int {
 	stk.Start()
 	result := make(chan error, 1)
 	go func() { result <- fn.Run(runCtx, env) }()
-	trimExecutable(log)
 	ctl, err := startControl(&cfg, stk, fn, rst, stop, log)
 	if err != nil {
 		log.Error(err.Error())
@@ -162,6 +161,7 @@ func (r *Runner) Run(ctx context.Context, cfg Config) int {
 	if ctl != nil {
 		defer ctl.close()
 	}
+	trimExecutable(log)
 
 	var inputEnded <-chan struct{}
 	if !cfg.Linger {
