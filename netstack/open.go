@@ -399,6 +399,7 @@ type packetConn struct {
 	// unpacked link or unpacked on a packed one.
 	onMismatch   func(what string)
 	mismatchOnce sync.Once
+	probes       int // unpacked: how many more messages looksPacked checks
 }
 
 // packetBatch is how many messages one system call moves at most, and how
@@ -424,6 +425,9 @@ func looksPacked(m []byte) bool {
 	return len(m) == 0
 }
 
+// mismatchProbes is how many messages an unpacked link checks for packing.
+const mismatchProbes = 64
+
 // mismatch says once, through onMismatch, that the messages on the link do
 // not match its packing: the two ends were set up differently.
 func (p *packetConn) mismatch(what string) {
@@ -434,7 +438,7 @@ func (p *packetConn) mismatch(what string) {
 }
 
 func newPacketConn(rc *fdPoll, stats *LinkStats, pack bool) *packetConn {
-	p := &packetConn{rc: rc, stats: stats, pack: pack}
+	p := &packetConn{rc: rc, stats: stats, pack: pack, probes: mismatchProbes}
 	p.rbufs = make([][]byte, packetBatch)
 	p.rhdrs = make([]unix.Mmsghdr, packetBatch)
 	p.riov = make([]unix.Iovec, packetBatch)
@@ -494,9 +498,14 @@ func (p *packetConn) ReadFrame() ([]byte, error) {
 				p.rcur, p.roff, p.rend = i, 0, n
 				break
 			}
-			if looksPacked(p.rbufs[i][:n]) {
-				p.mismatch(fmt.Sprintf("a %d-byte message looks packed (two-byte lengths that add up to the message): "+
-					"the other end seems to send packed messages", n))
+			if p.probes > 0 && p.onMismatch != nil {
+				// A mismatch shows in the first messages (ARP): only
+				// those are looked at.
+				p.probes--
+				if looksPacked(p.rbufs[i][:n]) {
+					p.mismatch(fmt.Sprintf("a %d-byte message looks packed (two-byte lengths that add up to the message): "+
+						"the other end seems to send packed messages", n))
+				}
 			}
 			return p.rbufs[i][:n], nil
 		}
