@@ -228,11 +228,5 @@ func trimExecutable(log *slog.Logger) {
 		log.Debug("executable pages not trimmed", "err", err.Error())
 		return
 	}
-	kb := 0
-	for _, m := range maps {
-		if m.Dropped {
-			kb += m.RssKB
-		}
-	}
-	log.Debug("executable pages unmapped after start-up", "kB", kb)
+	log.Debug("executable pages unmapped after start-up", "kB", exetrim.DroppedKB(maps))
 }

@@ -72,6 +72,17 @@ func Drop() ([]Mapping, error) {
 	return maps, nil
 }
 
+// DroppedKB is how much of maps was resident before Drop unmapped it.
+func DroppedKB(maps []Mapping) int {
+	kb := 0
+	for _, m := range maps {
+		if m.Dropped {
+			kb += m.RssKB
+		}
+	}
+	return kb
+}
+
 // droppable says whether MADV_DONTNEED on m only unmaps pages the page
 // cache holds: m is read-only (private copies of a writable mapping's pages
 // are data) and has no private copies (relocated pages).

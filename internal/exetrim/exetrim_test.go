@@ -15,12 +15,7 @@ func TestDropUnmapsStartupPagesAndTheProcessRunsOn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	exeKB := 0
-	for _, m := range before {
-		if m.Dropped {
-			exeKB += m.RssKB
-		}
-	}
+	exeKB := DroppedKB(before)
 	if exeKB == 0 {
 		t.Fatalf("nothing of the executable was resident and dropped: %+v", before)
 	}
@@ -30,12 +25,7 @@ func TestDropUnmapsStartupPagesAndTheProcessRunsOn(t *testing.T) {
 	}
 	// What is resident again is what ran between the two calls (with its
 	// fault-around blocks): less than start-up left.
-	againKB := 0
-	for _, m := range after {
-		if m.Dropped {
-			againKB += m.RssKB
-		}
-	}
+	againKB := DroppedKB(after)
 	t.Logf("executable pages resident: %d kB after start-up, %d kB after Drop", exeKB, againKB)
 	if againKB >= exeKB {
 		t.Errorf("resident executable pages did not fall: %d kB before Drop, %d kB after", exeKB, againKB)
