@@ -30,6 +30,8 @@ func runHelper(role string, args []string) int {
 		err = rawSink(args)
 	case "__pingpong":
 		err = pingPong(args)
+	case "__relay":
+		err = relayHelper(args)
 	case "__pingecho":
 		err = pingEcho()
 	case "__idle":

@@ -40,9 +40,10 @@ func latencyRowName(hops int, q string) string {
 // runLatency measures round trips (ICMP echo, one at a time every 2ms)
 // through nfpipe chains of 0, 1 and 4 routers, and, for scale, between
 // two kernels over a veth pair, through a kernel router, and through an
-// nfpipe router on TAPs with kernels at both ends. Baselines: the kernel
-// veth pair for the no-hop figures, the 0-hop chain for the chains with
-// routers, the kernel router for the nfpipe router on TAPs.
+// nfpipe router on TAPs with kernels at both ends, and through chains of
+// bare relays instead of routers (relay.go). Baselines: the kernel veth
+// pair for the no-hop figures, the 0-hop chain for the chains with routers
+// or relays, the kernel router for the nfpipe router on TAPs.
 func runLatency(ctx context.Context, h *harness) error {
 	count := 2000
 	if h.o.quick {
@@ -110,6 +111,14 @@ func runLatency(ctx context.Context, h *harness) error {
 		}
 		chains = append(chains, c)
 	}
+	// The same chain with relays where the routers would be: what passing
+	// a packet through a process costs, without a router's work.
+	const relayHops = 4
+	var relays []*series
+	for _, k := range relayKinds {
+		relays = append(relays, &series{key: k.key, name: relayRowName(k, relayHops),
+			baseKey: "chain0", baseName: trimComma(latencyRowName(0, ""))})
+	}
 	for round := 0; round < rounds && ctx.Err() == nil; round++ {
 		if out, err := h.run(ctx, time.Duration(per)*interval+30*time.Second, h.self, "__pingpong", strconv.Itoa(per), interval.String()); err != nil {
 			floor.err = err
@@ -140,8 +149,23 @@ func runLatency(ctx context.Context, h *harness) error {
 			}
 			c.samples = append(c.samples, got...)
 		}
+		for i, k := range relayKinds {
+			r := relays[i]
+			if ctx.Err() != nil || r.err != nil {
+				continue
+			}
+			got, err := h.relayChainPing(ctx, k, relayHops, per, interval)
+			if err == nil && len(got) == 0 {
+				err = fmt.Errorf("no replies")
+			}
+			if err != nil {
+				r.err = err
+				continue
+			}
+			r.samples = append(r.samples, got...)
+		}
 	}
-	for _, sr := range append([]*series{floor}, chains...) {
+	for _, sr := range append(append([]*series{floor}, chains...), relays...) {
 		if sr.err != nil || len(sr.samples) == 0 {
 			err := sr.err
 			if err == nil {
@@ -153,8 +177,10 @@ func runLatency(ctx context.Context, h *harness) error {
 		add(sr.key, sr.name, sr.samples, per*rounds, sr.baseKey, sr.baseName)
 	}
 	h.note("4. Latency", fmt.Sprintf("%d ICMP echo requests %v apart, 56-byte payload; nfpipe chains use the host's ping application, "+
-		"kernels iputils ping; quantiles by nearest rank. The floor and the chains run in %d interleaved rounds of %d requests each, "+
-		"their samples pooled, so that the machine's drift weighs on every row alike.", per*rounds, interval, rounds, per))
+		"kernels iputils ping; quantiles by nearest rank. The floor, the chains and the relay chains run in %d interleaved rounds of %d requests each, "+
+		"their samples pooled, so that the machine's drift weighs on every row alike. A relay chain is the 4-hop chain with a bare relay "+
+		"in each router's place (a process that passes every message between its two sockets on, and nothing else; bench/relay.go, "+
+		"bench/crelay): the part of a hop's cost that any process in the path pays, whatever it does.", per*rounds, interval, rounds, per))
 	return nil
 }
 

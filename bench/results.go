@@ -178,6 +178,18 @@ func (h *harness) targets() [][3]string {
 			if pn, ok := h.find(latencyRowName(n, "p50")); ok {
 				per := (pn - p0) / float64(n)
 				out = append(out, [3]string{fmt.Sprintf("added round trip per hop, p50 ≤ 60 µs (over %s)", hopsStr(n)), fmt.Sprintf("%.0f µs", per), yes(per <= 60)})
+				if n == 4 {
+					var parts []string
+					for _, k := range relayKinds {
+						if v, ok := h.find(relayRowName(k, 4) + ", p50"); ok {
+							parts = append(parts, fmt.Sprintf("%s %.0f µs", k.name, (v-p0)/4))
+						}
+					}
+					if len(parts) > 0 {
+						out = append(out, [3]string{"… for scale: the same 4 hops through bare relays (a process that only passes each message on), per hop",
+							strings.Join(parts, "; "), "—"})
+					}
+				}
 				if floor, ok := h.find(pingPongRowName + ", p50"); ok && n == 1 {
 					out = append(out, [3]string{"… for scale: the wake-up floor of a hop's two crossings (bare Go ping-pong, same pace)", fmt.Sprintf("%.0f µs (hop: %.1fx the floor)", floor, per/floor), "—"})
 				}
