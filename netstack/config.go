@@ -34,6 +34,10 @@ type Config struct {
 	// EndOn names the interfaces whose input ending ends the stack (Done);
 	// empty means every interface whose receive side can end.
 	EndOn []string
+	// OnBurst, when set, is called from a receive loop for a frame that
+	// arrives with more already waiting behind it: the function is busy.
+	// It runs on the receive path and must return at once.
+	OnBurst func()
 }
 
 // DefaultConnectTimeout is how long a unix: interface waits for its listener.

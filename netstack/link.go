@@ -111,6 +111,8 @@ type linkEndpoint struct {
 	// tryDirect); during a burst, frames are queued and the writer sends
 	// them in batches.
 	bursting *atomic.Int64
+	// onBurst is Config.OnBurst.
+	onBurst func()
 
 	mu         sync.RWMutex
 	dispatcher stack.NetworkDispatcher
@@ -246,6 +248,7 @@ func (e *linkEndpoint) runReader(r frame.Reader, pace bool) {
 // when the endpoint closes.
 func (e *linkEndpoint) readLoop(r frame.Reader, pace bool) error {
 	var t0, w0 time.Time
+	queued := 0 // frames in a row delivered with more behind them
 	tr, _ := r.(frame.TimedReader)
 	pr, _ := r.(partialReader)
 	for {
@@ -295,14 +298,24 @@ func (e *linkEndpoint) readLoop(r frame.Reader, pace bool) error {
 			partial = pr.PartialChecksum()
 		}
 		if br, ok := r.(batchReader); ok && e.bursting != nil && br.More() {
+			// A few frames waiting behind this one, not just two
+			// crossing, tell that the function is busy.
+			if queued++; queued == burstHint && e.onBurst != nil {
+				e.onBurst()
+			}
 			e.bursting.Add(1)
 			e.deliver(b, partial)
 			e.bursting.Add(-1)
 		} else {
+			queued = 0
 			e.deliver(b, partial)
 		}
 	}
 }
+
+// burstHint is how many frames in a row must arrive with more behind them
+// before a receive loop calls Config.OnBurst.
+const burstHint = 4
 
 // partialReader is a frame.Reader that may return TCP segments whose
 // checksum is still partial (a TAP with offloads: the kernel's

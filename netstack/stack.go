@@ -210,6 +210,7 @@ func (s *Stack) addNICs(ctx context.Context) error {
 		if st.link != nil {
 			st.link.delivering = &s.delivering
 			st.link.bursting = &s.bursting
+			st.link.onBurst = s.cfg.OnBurst
 			st.link.forwarding = s.cfg.Forwarding
 		}
 		st.nicEP.isLocal = func(a tcpip.Address) bool {

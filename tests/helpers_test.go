@@ -418,6 +418,7 @@ func abbrev(out string) string {
 type statsReport struct {
 	Name  string `json:"name"`
 	Kind  string `json:"kind"`
+	CPUs  string `json:"cpus"`
 	Stack struct {
 		Interfaces []ifaceStats       `json:"interfaces"`
 		Protocols  map[string]float64 `json:"protocols"`

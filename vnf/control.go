@@ -55,6 +55,7 @@ type controlServer struct {
 	stk     *netstack.Stack
 	fn      Function
 	rst     *ruleState
+	place   fmt.Stringer
 	stop    func()
 	started time.Time
 }
@@ -74,7 +75,7 @@ func (c *controlServer) handle(conn net.Conn, line []byte) {
 	case "status":
 		enc.Encode(Status{Name: c.cfg.Stack.Name, Kind: c.cfg.Kind, PID: os.Getpid(), Started: c.started, Interfaces: c.stk.Interfaces()})
 	case "stats":
-		enc.Encode(statsReport(c.cfg, c.stk, c.fn, c.rst))
+		enc.Encode(statsReport(c.cfg, c.stk, c.fn, c.rst, c.place))
 	case "reload":
 		if err := c.rst.apply(c.cfg, c.stk); err != nil {
 			c.log.Error("reload failed; the old rules stay in force", "err", err.Error())
@@ -143,11 +144,11 @@ func (o *onceCloser) Close() error {
 }
 
 // startControl opens the control socket if cfg asks for one.
-func startControl(cfg *Config, stk *netstack.Stack, fn Function, rst *ruleState, stop func(), log *slog.Logger) (*controlServer, error) {
+func startControl(cfg *Config, stk *netstack.Stack, fn Function, rst *ruleState, place fmt.Stringer, stop func(), log *slog.Logger) (*controlServer, error) {
 	if cfg.Control == "" {
 		return nil, nil
 	}
-	c := &controlServer{log: log, cfg: cfg, stk: stk, fn: fn, rst: rst, stop: stop, started: time.Now()}
+	c := &controlServer{log: log, cfg: cfg, stk: stk, fn: fn, rst: rst, place: place, stop: stop, started: time.Now()}
 	srv, err := ctl.Listen(cfg.Control, c.handle)
 	if err != nil {
 		return nil, err

@@ -17,24 +17,27 @@ type StatsReport struct {
 	Name string `json:"name"`
 	Kind string `json:"kind"`
 	// Procs is the function's GOMAXPROCS (see --procs).
-	Procs int            `json:"procs"`
-	Net   netstack.Stats `json:"stack"`
+	Procs int `json:"procs"`
+	// CPUs says where the function runs (see --cpus): pinned, packed on
+	// one CPU while idle, or spread.
+	CPUs string         `json:"cpus"`
+	Net  netstack.Stats `json:"stack"`
 	// Apps holds what the function's own applications counted.
 	Apps any `json:"apps,omitempty"`
 	// Rules holds per-chain policy and per-rule counters.
 	Rules []RuleStats `json:"rules,omitempty"`
 }
 
-func statsReport(cfg *Config, stk *netstack.Stack, fn Function, rst *ruleState) StatsReport {
-	rep := StatsReport{Name: cfg.Stack.Name, Kind: cfg.Kind, Procs: runtime.GOMAXPROCS(0), Net: stk.Stats(), Rules: rst.snapshot()}
+func statsReport(cfg *Config, stk *netstack.Stack, fn Function, rst *ruleState, place fmt.Stringer) StatsReport {
+	rep := StatsReport{Name: cfg.Stack.Name, Kind: cfg.Kind, Procs: runtime.GOMAXPROCS(0), CPUs: place.String(), Net: stk.Stats(), Rules: rst.snapshot()}
 	if r, ok := fn.(Reporter); ok {
 		rep.Apps = r.Report()
 	}
 	return rep
 }
 
-func writeStats(w io.Writer, format string, cfg *Config, stk *netstack.Stack, fn Function, rst *ruleState) {
-	rep := statsReport(cfg, stk, fn, rst)
+func writeStats(w io.Writer, format string, cfg *Config, stk *netstack.Stack, fn Function, rst *ruleState, place fmt.Stringer) {
+	rep := statsReport(cfg, stk, fn, rst, place)
 	if format == "json" {
 		b, _ := json.MarshalIndent(rep, "", "  ")
 		fmt.Fprintf(w, "%s\n", b)

@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/nfpipe/nfpipe/internal/cpuset"
 	"github.com/nfpipe/nfpipe/internal/exetrim"
 	"github.com/nfpipe/nfpipe/netstack"
 )
@@ -69,6 +70,23 @@ func (r *Runner) Run(ctx context.Context, cfg Config) int {
 		cfg.Stack.Name = kind.Name
 	}
 	cfg.Stack.Forwarding = kind.Forwarding
+	place := &placement{pinned: cfg.CPUs}
+	if cfg.CPUs.Count() > 0 {
+		if err := cpuset.Pin(cfg.CPUs); err != nil {
+			fmt.Fprintf(r.Stderr, "nfpipe vnf %s: --cpus %s: %v\n", kind.Name, cpuset.Format(cfg.CPUs), err)
+			return ExitBadSpec
+		}
+	} else if cfg.PackCPUs {
+		// Packing starts once the function is up (below): start-up runs
+		// wherever the kernel puts it, so that a chain's functions start in
+		// parallel.
+		if place.packer, err = cpuset.NewPacker(); err != nil {
+			log.Warn("CPU packing off", "err", err.Error())
+		}
+		if place.packer != nil {
+			cfg.Stack.OnBurst = place.packer.Burst
+		}
+	}
 	if cfg.Procs > 0 {
 		runtime.GOMAXPROCS(cfg.Procs)
 	}
@@ -133,7 +151,7 @@ func (r *Runner) Run(ctx context.Context, cfg Config) int {
 		for {
 			select {
 			case <-usr1:
-				writeStats(r.Stderr, "text", &cfg, stk, fn, rst)
+				writeStats(r.Stderr, "text", &cfg, stk, fn, rst, place)
 			case <-usr1Done:
 				return
 			}
@@ -151,7 +169,7 @@ func (r *Runner) Run(ctx context.Context, cfg Config) int {
 	stk.Start()
 	result := make(chan error, 1)
 	go func() { result <- fn.Run(runCtx, env) }()
-	ctl, err := startControl(&cfg, stk, fn, rst, stop, log)
+	ctl, err := startControl(&cfg, stk, fn, rst, place, stop, log)
 	if err != nil {
 		log.Error(err.Error())
 		stop()
@@ -162,6 +180,17 @@ func (r *Runner) Run(ctx context.Context, cfg Config) int {
 		defer ctl.close()
 	}
 	trimExecutable(log)
+	if place.packer != nil {
+		packDone := make(chan struct{})
+		packCtx, packStop := context.WithCancel(ctx)
+		go func() {
+			defer close(packDone)
+			if err := place.packer.Run(packCtx); err != nil {
+				log.Warn("CPU packing stopped", "err", err.Error())
+			}
+		}()
+		defer func() { packStop(); <-packDone }()
+	}
 
 	var inputEnded <-chan struct{}
 	if !cfg.Linger {
@@ -213,9 +242,25 @@ func (r *Runner) Run(ctx context.Context, cfg Config) int {
 		code = ExitFailed
 	}
 	if cfg.Stats != "" {
-		writeStats(out, cfg.Stats, &cfg, stk, fn, rst)
+		writeStats(out, cfg.Stats, &cfg, stk, fn, rst, place)
 	}
 	return code
+}
+
+// placement is where the function runs, for its reports.
+type placement struct {
+	pinned cpuset.Set     // --cpus LIST
+	packer *cpuset.Packer // --cpus auto, on a machine with several CPUs
+}
+
+func (p *placement) String() string {
+	switch {
+	case p.pinned.Count() > 0:
+		return "pinned to CPUs " + cpuset.Format(p.pinned)
+	case p.packer != nil:
+		return p.packer.String()
+	}
+	return "any CPU (the kernel's choice)"
 }
 
 // trimExecutable unmaps the executable's pages that only start-up touched

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nfpipe/nfpipe/internal/cpuset"
 	"github.com/nfpipe/nfpipe/netstack"
 )
 
@@ -37,6 +38,14 @@ type Config struct {
 	// (GOMAXPROCS); 0 leaves the Go runtime's choice (all CPUs, or the
 	// GOMAXPROCS variable).
 	Procs int
+	// CPUs, when not empty, are the CPUs every thread of the function is
+	// pinned to (--cpus LIST), before its stack starts.
+	CPUs cpuset.Set
+	// PackCPUs, with CPUs empty, keeps the function on one CPU while it is
+	// lightly loaded and lets it out onto every CPU under load (--cpus
+	// auto, the command line's default; see cpuset.Packer). False leaves
+	// placement to the kernel.
+	PackCPUs bool
 	// Stats selects the counters printed on exit: "", "text" or "json".
 	Stats string
 	// RuleFiles are iptables rule files (iptables-save format or one

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
 
+	"github.com/nfpipe/nfpipe/internal/cpuset"
 	"github.com/nfpipe/nfpipe/netstack"
 	"github.com/nfpipe/nfpipe/vnf"
 )
@@ -39,6 +40,7 @@ func Define(f *pflag.FlagSet, k *vnf.Kind) {
 	f.StringArray("end-on", nil, "end when the input of these interfaces ends (default: of every interface whose input can end) (repeatable)")
 	f.Duration("timeout", 0, "stop after this long (e.g. 30s); 0 = never")
 	f.Int("procs", 1, "CPUs that may run this function at once (GOMAXPROCS); 0 = all (or the GOMAXPROCS variable). One is faster when functions outnumber CPUs, as in most chains")
+	f.String("cpus", "auto", "where the function runs: auto (on one CPU, shared with the other functions, while lightly loaded; on every CPU under load), all (the kernel's choice), or a CPU list such as 0 or 0-1,3 (pinned, as taskset -c)")
 	f.Duration("connect-timeout", netstack.DefaultConnectTimeout, "how long unix: interfaces wait for their listener")
 	f.String("control", "", "serve status, stats, reload, stop and live capture on this unix socket while running")
 	f.String("config", "", "read settings from this YAML/JSON/TOML file (flags win)")
@@ -222,6 +224,17 @@ func Build(fs *pflag.FlagSet, v *viper.Viper, k *vnf.Kind) (vnf.Config, error) {
 	}
 	if os.Getenv("GOMAXPROCS") != "" && !fs.Changed("procs") && os.Getenv("NFPIPE_PROCS") == "" && !v.InConfig("procs") {
 		cfg.Procs = 0 // the GOMAXPROCS variable, set on purpose, wins over the default
+	}
+	switch c := strings.TrimSpace(v.GetString("cpus")); c {
+	case "", "auto":
+		cfg.PackCPUs = true
+	case "all":
+	default:
+		set, err := cpuset.Parse(c)
+		if err != nil {
+			return cfg, fmt.Errorf("--cpus: %w (or auto, or all)", err)
+		}
+		cfg.CPUs = set
 	}
 	switch st := v.GetString("stats"); st {
 	case "", "text", "json":
