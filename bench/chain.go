@@ -35,6 +35,7 @@ type topo struct {
 	stats       bool     // every function prints --stats=json on exit
 	gsoOff      bool     // every link says gso: off
 	masquerade  bool     // the last router masquerades what leaves by eth1
+	cpus        string   // every function's cpus setting; "" leaves the default (auto)
 }
 
 // maxHops is how many routers a generated chain can have.
@@ -70,6 +71,9 @@ func (t topo) spec() string {
 		}
 	}
 	stats := func() {
+		if t.cpus != "" {
+			fmt.Fprintf(&b, "    cpus: %s\n", strconv.Quote(t.cpus))
+		}
 		if t.stats {
 			b.WriteString("    stats: json\n")
 		}

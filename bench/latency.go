@@ -37,6 +37,12 @@ func latencyRowName(hops int, q string) string {
 	return fmt.Sprintf("nfpipe chain, %s, %s", hopsStr(hops), q)
 }
 
+// spreadRowName names the rows of the chains whose functions run with
+// --cpus all: wherever the kernel puts them, as before packing existed.
+func spreadRowName(hops int, q string) string {
+	return fmt.Sprintf("nfpipe chain, %s, --cpus all (the kernel places every process), %s", hopsStr(hops), q)
+}
+
 // runLatency measures round trips (ICMP echo, one at a time every 2ms)
 // through nfpipe chains of 0, 1 and 4 routers, and, for scale, between
 // two kernels over a veth pair, through a kernel router, and through an
@@ -102,14 +108,29 @@ func runLatency(ctx context.Context, h *harness) error {
 		err                          error
 	}
 	floor := &series{key: "pingpong", name: pingPongRowName}
+	// Each chain twice: with the functions' default placement (--cpus
+	// auto: packed on one CPU while lightly loaded, as under a ping) and
+	// with --cpus all (the kernel's placement), for what packing changes.
+	type chainCase struct {
+		hops int
+		cpus string
+	}
+	var cases []chainCase
 	var chains []*series
-	for _, hops := range []int{0, 1, 4} {
-		c := &series{key: fmt.Sprintf("chain%d", hops), name: fmt.Sprintf("nfpipe chain, %s", hopsStr(hops)),
-			baseKey: "chain0", baseName: trimComma(latencyRowName(0, ""))}
-		if hops == 0 {
-			c.baseKey, c.baseName = kvVeth, "kernel ↔ kernel, veth pair (no hop)"
+	for _, cpus := range []string{"", "all"} {
+		for _, hops := range []int{0, 1, 4} {
+			c := &series{key: fmt.Sprintf("chain%d", hops), name: fmt.Sprintf("nfpipe chain, %s", hopsStr(hops)),
+				baseKey: "chain0", baseName: trimComma(latencyRowName(0, ""))}
+			if cpus != "" {
+				c.key, c.name = "spread"+c.key, trimComma(spreadRowName(hops, ""))
+				c.baseKey, c.baseName = "spreadchain0", trimComma(spreadRowName(0, ""))
+			}
+			if hops == 0 {
+				c.baseKey, c.baseName = kvVeth, "kernel ↔ kernel, veth pair (no hop)"
+			}
+			cases = append(cases, chainCase{hops, cpus})
+			chains = append(chains, c)
 		}
-		chains = append(chains, c)
 	}
 	// The same chain with relays where the routers would be: what passing
 	// a packet through a process costs, without a router's work.
@@ -125,12 +146,12 @@ func runLatency(ctx context.Context, h *harness) error {
 		} else {
 			floor.samples = append(floor.samples, pingSamples(out)...)
 		}
-		for i, hops := range []int{0, 1, 4} {
+		for i, cc := range cases {
 			c := chains[i]
 			if ctx.Err() != nil || c.err != nil {
 				continue
 			}
-			t := topo{name: h.name("lat"), hops: hops, serve: []string{"echo udp:7"}}
+			t := topo{name: h.name("lat"), hops: cc.hops, serve: []string{"echo udp:7"}, cpus: cc.cpus}
 			t.client = []string{fmt.Sprintf("ping %s count=%d interval=%v timeout=1s", t.serverAddr(), per, interval)}
 			run, err := h.upChain(ctx, t)
 			if err != nil {
@@ -180,7 +201,10 @@ func runLatency(ctx context.Context, h *harness) error {
 		"kernels iputils ping; quantiles by nearest rank. The floor, the chains and the relay chains run in %d interleaved rounds of %d requests each, "+
 		"their samples pooled, so that the machine's drift weighs on every row alike. A relay chain is the 4-hop chain with a bare relay "+
 		"in each router's place (a process that passes every message between its two sockets on, and nothing else; bench/relay.go, "+
-		"bench/crelay): the part of a hop's cost that any process in the path pays, whatever it does.", per*rounds, interval, rounds, per))
+		"bench/crelay): the part of a hop's cost that any process in the path pays, whatever it does. nfpipe functions run with "+
+		"their default placement (--cpus auto: packed on the lowest CPU while lightly loaded, as under these pings; spread over every "+
+		"CPU under load), and the relays are pinned to that CPU; the rows marked --cpus all run the same chains with placement left "+
+		"to the kernel.", per*rounds, interval, rounds, per))
 	return nil
 }
 

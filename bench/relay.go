@@ -9,12 +9,15 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/nfpipe/nfpipe/internal/cpuset"
 )
 
 // A relay is the floor of a hop through any user-space process: it copies
@@ -114,6 +117,12 @@ func (h *harness) relayChainPing(ctx context.Context, k relayKind, hops, count i
 		return nil, err
 	}
 	defer server.kill()
+	// The hosts pack on the lowest CPU they may use while a ping is all
+	// they carry (--cpus auto), as the routers of the chains compared
+	// with do: the relays run there too.
+	if allowed, err := cpuset.Allowed(); err == nil && allowed.Count() > 1 {
+		relay = append([]string{"taskset", "-c", strconv.Itoa(cpuset.List(allowed)[0])}, relay...)
+	}
 	for i := 1; i <= hops; i++ {
 		p, err := h.start(ctx, fmt.Sprintf("relay%d", i), relay, procOpts{extraFiles: []*os.File{ends[i-1][1], ends[i][0]}})
 		if err != nil {

@@ -190,6 +190,12 @@ func (h *harness) targets() [][3]string {
 							strings.Join(parts, "; "), "—"})
 					}
 				}
+				if s0, ok := h.find(spreadRowName(0, "p50")); ok {
+					if sn, ok := h.find(spreadRowName(n, "p50")); ok {
+						out = append(out, [3]string{fmt.Sprintf("… for scale: the same with --cpus all (the kernel places every process; nfpipe before packing), per hop over %s", hopsStr(n)),
+							fmt.Sprintf("%.0f µs", (sn-s0)/float64(n)), "—"})
+					}
+				}
 				if floor, ok := h.find(pingPongRowName + ", p50"); ok && n == 1 {
 					out = append(out, [3]string{"… for scale: the wake-up floor of a hop's two crossings (bare Go ping-pong, same pace)", fmt.Sprintf("%.0f µs (hop: %.1fx the floor)", floor, per/floor), "—"})
 				}
