@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -37,26 +38,33 @@ type goodputCase struct {
 	// exceed the MTU, as before large segments crossed links (the lever's
 	// effect, measured in the same run).
 	gsoOff bool
+	// spreadToo lists the hop counts also run with --cpus all on every
+	// function (the kernel's placement), just after the default run: what
+	// packing costs or gains a bulk transfer, in the same minute.
+	spreadToo []int
 }
+
+// spreadSuffix marks the rows of chains run with --cpus all.
+const spreadSuffix = ", --cpus all"
 
 func goodputCases(quick bool) []goodputCase {
 	if quick {
 		return []goodputCase{
-			{"seqpacket", 1500, []int{0, 1, 2, 4, 8}, false},
-			{"seqpacket", 1500, []int{1}, true},
-			{"seqpacket", bigMTU, []int{0, 1, 8}, false},
-			{"pipe", 1500, []int{0, 1}, false},
-			{"stream", 1500, []int{0, 1}, false},
+			{"seqpacket", 1500, []int{0, 1, 2, 4, 8}, false, []int{1}},
+			{"seqpacket", 1500, []int{1}, true, nil},
+			{"seqpacket", bigMTU, []int{0, 1, 8}, false, nil},
+			{"pipe", 1500, []int{0, 1}, false, nil},
+			{"stream", 1500, []int{0, 1}, false, nil},
 		}
 	}
 	return []goodputCase{
-		{"seqpacket", 1500, []int{0, 1, 2, 4, 8}, false},
-		{"seqpacket", 1500, []int{0, 1, 4}, true},
-		{"seqpacket", bigMTU, []int{0, 1, 2, 4, 8}, false},
-		{"pipe", 1500, []int{0, 1, 4}, false},
-		{"pipe", bigMTU, []int{0, 1, 4}, false},
-		{"stream", 1500, []int{0, 1, 4}, false},
-		{"stream", bigMTU, []int{0, 1, 4}, false},
+		{"seqpacket", 1500, []int{0, 1, 2, 4, 8}, false, []int{1, 4}},
+		{"seqpacket", 1500, []int{0, 1, 4}, true, nil},
+		{"seqpacket", bigMTU, []int{0, 1, 2, 4, 8}, false, nil},
+		{"pipe", 1500, []int{0, 1, 4}, false, nil},
+		{"pipe", bigMTU, []int{0, 1, 4}, false, nil},
+		{"stream", 1500, []int{0, 1, 4}, false, nil},
+		{"stream", bigMTU, []int{0, 1, 4}, false, nil},
 	}
 }
 
@@ -94,7 +102,7 @@ func runGoodput(ctx context.Context, h *harness) error {
 			if c.gsoOff {
 				name += ", gso off"
 			}
-			g, err := h.bulk(ctx, hops, c.transport, c.mtu, secs, c.gsoOff)
+			g, err := h.bulk(ctx, hops, c.transport, c.mtu, secs, c.gsoOff, "")
 			if err != nil {
 				h.fail(name, "Gbit/s", err)
 				continue
@@ -104,6 +112,14 @@ func runGoodput(ctx context.Context, h *harness) error {
 				r.Baseline, r.BaseVal = copyName, bare
 			}
 			h.add(r)
+			if slices.Contains(c.spreadToo, hops) {
+				if gs, err := h.bulk(ctx, hops, c.transport, c.mtu, secs, c.gsoOff, "all"); err != nil {
+					h.fail(name+spreadSuffix, "Gbit/s", err)
+				} else {
+					h.add(row{Name: name + spreadSuffix, Value: gs, Unit: "Gbit/s", Baseline: name, BaseVal: g,
+						Note: "the kernel places every process; baseline: the default placement (--cpus auto), run just before"})
+				}
+			}
 			series := fmt.Sprintf("%s, MTU %d", c.transport, c.mtu)
 			if c.gsoOff {
 				series += ", gso off"
@@ -116,8 +132,8 @@ func runGoodput(ctx context.Context, h *harness) error {
 
 // bulk runs one bulk transfer through a chain of hops routers and returns
 // the goodput the receiver saw, in Gbit/s.
-func (h *harness) bulk(ctx context.Context, hops int, transport string, mtu int, secs float64, gsoOff bool) (float64, error) {
-	t := topo{name: h.name("tcp"), hops: hops, mtu: mtu, transport: transport, stats: true, serve: []string{"bulk"}, gsoOff: gsoOff}
+func (h *harness) bulk(ctx context.Context, hops int, transport string, mtu int, secs float64, gsoOff bool, cpus string) (float64, error) {
+	t := topo{name: h.name("tcp"), hops: hops, mtu: mtu, transport: transport, stats: true, serve: []string{"bulk"}, gsoOff: gsoOff, cpus: cpus}
 	t.client = []string{fmt.Sprintf("bulk %s seconds=%g", t.serverAddr(), secs)}
 	c, err := h.upChain(ctx, t)
 	if err != nil {

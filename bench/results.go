@@ -173,6 +173,12 @@ func (h *harness) targets() [][3]string {
 			fmt.Sprintf("%s Gbit/s", fmtVal(v)), yes(v >= 1.6)})
 	}
 	ratio("… and ≥ 60% of the bare two-process copy at the same frame size", goodputRowName(1, "seqpacket", 1500), "bare copy, seqpacket, 1514-byte frames", 0.6)
+	if v, ok := h.find(goodputRowName(1, "seqpacket", 1500)); ok {
+		if vs, ok := h.find(goodputRowName(1, "seqpacket", 1500) + spreadSuffix); ok {
+			out = append(out, [3]string{"… for scale: the same with --cpus all (the kernel places every process; nfpipe before packing), run just after",
+				fmt.Sprintf("%s Gbit/s (the default is %.2fx it)", fmtVal(vs), v/vs), "—"})
+		}
+	}
 	if p0, ok := h.find(latencyRowName(0, "p50")); ok {
 		for _, n := range []int{1, 4} {
 			if pn, ok := h.find(latencyRowName(n, "p50")); ok {
