@@ -136,15 +136,23 @@ func start(ctx context.Context, exe string, out io.Writer, name string, stdin, s
 	}
 	cmd.Stderr = pw
 	c := &child{name: name, cmd: cmd, done: make(chan error, 1)}
-	go prefixLines(out, name, pr)
+	// wait returns once the child's last line is out, not before: the
+	// caller prints after it (the summary), and reads out when Run ends.
+	printed := make(chan struct{})
+	go func() {
+		defer close(printed)
+		prefixLines(out, name, pr)
+	}()
 	if err := cmd.Start(); err != nil {
 		pw.Close()
+		<-printed
 		c.done <- err
 		return c
 	}
 	go func() {
 		err := cmd.Wait()
 		pw.Close()
+		<-printed
 		c.done <- err
 	}()
 	return c
