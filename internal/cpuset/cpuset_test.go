@@ -3,6 +3,8 @@ package cpuset
 import (
 	"context"
 	"os"
+	"os/exec"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -190,5 +192,50 @@ func TestPackerPacksAndSpreads(t *testing.T) {
 	waitState("told of a burst", false, 2)
 	if s, want := p.String(), "spread over CPUs "+Format(all)+" (frames queueing up); spread 2 times under load"; s != want {
 		t.Errorf("String() = %q, want %q", s, want)
+	}
+}
+
+// TestPackerLeavesABusyHome runs a busy loop in another process on the
+// home CPU: the idle Packer must see that CPU busy and spread.
+func TestPackerLeavesABusyHome(t *testing.T) {
+	all := needCPUs(t)
+	taskset, err := exec.LookPath("taskset")
+	if err != nil {
+		t.Skip("taskset (util-linux) not installed: no way to load the home CPU from outside")
+	}
+	home := List(all)[0]
+	hog := exec.Command(taskset, "-c", strconv.Itoa(home), "sh", "-c", "while :; do :; done")
+	if err := hog.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { hog.Process.Kill(); hog.Wait() }()
+
+	p, err := NewPacker()
+	if err != nil || p == nil {
+		t.Fatalf("NewPacker: %v, %v", p, err)
+	}
+	p.window, p.slowWindow = 20*time.Millisecond, 20*time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if packed, _, spreads := p.State(); !packed && spreads > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("with CPU %d busy in another process: %s", home, p)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	want := "spread over CPUs " + Format(all) + " (CPU " + strconv.Itoa(home) + " busy "
+	if s := p.String(); !strings.HasPrefix(s, want) {
+		t.Errorf("String() = %q, want it to start %q", s, want)
 	}
 }
