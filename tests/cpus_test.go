@@ -103,11 +103,11 @@ func TestCPUs(t *testing.T) {
 		})
 	}
 
-	// Under load, a packed function spreads over every CPU.
+	// A trickle first (the router packs), then load: it spreads.
 	t.Run("auto spreads under load", func(t *testing.T) {
 		res := pipeline(t, ctx, 40*time.Second,
 			[]string{"vnf", "host", "--if", "eth0=stdout", "--ip", "192.0.2.10/24",
-				"--run", "gen udp 198.51.100.7:9000 size=18 duration=2s"},
+				"--run", "gen udp 198.51.100.7:9000 count=20 rate=20", "--run", "gen udp 198.51.100.7:9000 size=18 duration=2s"},
 			[]string{"vnf", "router", "--if", "eth0=stdin,ip=192.0.2.1/24", "--if", "eth1=stdout,ip=198.51.100.1/24", "--stats=json"},
 			[]string{"vnf", "host", "--if", "eth0=stdin", "--ip", "198.51.100.7/24", "--serve", "sink udp:9000"})
 		rep := parseStats(t, "router", res[1].Stderr)

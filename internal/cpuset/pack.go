@@ -127,14 +127,16 @@ func (p *Packer) String() string {
 // Run packs the process and then adjusts it every window until ctx ends;
 // it leaves the process spread. It returns the first error pinning meets
 // (then the process is left wherever it was).
+//
+// It packs once the process has been quiet for a window, not at once: a
+// function that starts under load (a transfer waiting for it) never packs,
+// and the tail of a chain's start-up is not squeezed onto one CPU.
 func (p *Packer) Run(ctx context.Context) error {
 	var home Set
 	home.Set(p.home)
-	if err := pinThreads(home); err != nil {
-		pinThreads(p.all) //nolint:errcheck // undo what the first threads took
-		return err
-	}
-	p.setPacked(true, false)
+	p.mu.Lock()
+	p.why = "not quiet since it started"
+	p.mu.Unlock()
 	defer func() {
 		if packed, _, _ := p.State(); packed {
 			pinThreads(p.all) //nolint:errcheck // best effort on the way out
@@ -143,8 +145,8 @@ func (p *Packer) Run(ctx context.Context) error {
 	s := newSampler(p.home)
 	defer s.close()
 	s.sample()
-	hold := p.minHold
-	packedAt := time.Now()
+	hold := p.window // the first packing waits one quiet window
+	var packedAt time.Time
 	var quiet time.Duration
 	next := p.window
 	for {
@@ -186,8 +188,8 @@ func (p *Packer) Run(ctx context.Context) error {
 			p.why = why
 			p.mu.Unlock()
 			p.setPacked(false, true)
-			if time.Since(packedAt) < 2*hold {
-				hold = min(2*hold, p.maxHold)
+			if time.Since(packedAt) < 2*p.minHold {
+				hold = min(max(2*hold, p.minHold), p.maxHold)
 			} else {
 				hold = p.minHold
 			}
