@@ -249,6 +249,7 @@ func (e *linkEndpoint) runReader(r frame.Reader, pace bool) {
 func (e *linkEndpoint) readLoop(r frame.Reader, pace bool) error {
 	var t0, w0 time.Time
 	queued := 0 // frames in a row delivered with more behind them
+	bz, _ := r.(busyReader)
 	tr, _ := r.(frame.TimedReader)
 	pr, _ := r.(partialReader)
 	for {
@@ -297,6 +298,9 @@ func (e *linkEndpoint) readLoop(r frame.Reader, pace bool) error {
 		if pr != nil {
 			partial = pr.PartialChecksum()
 		}
+		if bz != nil && e.onBurst != nil && bz.Busy() {
+			e.onBurst()
+		}
 		if br, ok := r.(batchReader); ok && e.bursting != nil && br.More() {
 			// A few frames waiting behind this one, not just two
 			// crossing, tell that the function is busy.
@@ -316,6 +320,13 @@ func (e *linkEndpoint) readLoop(r frame.Reader, pace bool) error {
 // burstHint is how many frames in a row must arrive with more behind them
 // before a receive loop calls Config.OnBurst.
 const burstHint = 4
+
+// busyReader is a frame.Reader that cannot see the frames behind the one
+// it read (one frame per read: a TAP) but knows whether it had to wait:
+// Busy says the last burstHint reads each found a frame already there.
+type busyReader interface {
+	Busy() bool
+}
 
 // partialReader is a frame.Reader that may return TCP segments whose
 // checksum is still partial (a TAP with offloads: the kernel's

@@ -79,6 +79,43 @@ type tapConn struct {
 	// partialAt is, for the frame ReadFrame returned last, where its TCP
 	// header starts if the kernel left its checksum partial, else 0.
 	partialAt int
+	// ready counts the reads in a row that found a frame without waiting
+	// (see Busy).
+	ready int
+}
+
+// Busy implements busyReader: the last burstHint reads found a frame
+// waiting, each without having to wait for it.
+func (t *tapConn) Busy() bool { return t.ready >= burstHint }
+
+// read reads one frame, waiting for it if none is there, and counts in
+// t.ready the reads in a row that did not wait.
+func (t *tapConn) read() (int, error) {
+	var r uintptr
+	var e unix.Errno
+	waited := false
+	if err := t.rc.Read(func(fd uintptr) bool {
+		r, e = rawSyscall6(unix.SYS_READ, fd, uintptr(unsafe.Pointer(&t.rbuf[0])), uintptr(len(t.rbuf)), 0, 0, 0)
+		if e == unix.EAGAIN {
+			waited = true
+			return false
+		}
+		return true
+	}); err != nil {
+		return 0, net.ErrClosed
+	}
+	if waited {
+		t.ready = 0
+	} else {
+		t.ready++
+	}
+	if e != 0 {
+		return 0, os.NewSyscallError("read", e)
+	}
+	if r == 0 {
+		return 0, io.EOF
+	}
+	return int(r), nil
 }
 
 // ReadFrame implements frame.Reader. A frame whose checksum the kernel left
@@ -89,7 +126,7 @@ type tapConn struct {
 // would do it (or, delivered locally, skip it) anyway.
 func (t *tapConn) ReadFrame() ([]byte, error) {
 	for {
-		n, err := nbIO{t.rc}.Read(t.rbuf)
+		n, err := t.read()
 		if err != nil {
 			if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
 				return nil, io.EOF
