@@ -146,6 +146,7 @@ func (p *Packer) Run(ctx context.Context) error {
 	defer s.close()
 	s.sample()
 	hold := p.window // the first packing waits one quiet window
+	lastHome := 0.0  // the home CPU's latest busy share (see sample)
 	var packedAt time.Time
 	var quiet time.Duration
 	next := p.window
@@ -168,6 +169,9 @@ func (p *Packer) Run(ctx context.Context) error {
 		cpuShare := cpu.Seconds() / elapsed.Seconds()
 		if elapsed < p.window/4 { // too short a sample (a Burst just after one) to judge by
 			cpuShare = 0
+		}
+		if homeBusy >= 0 {
+			lastHome = homeBusy
 		}
 		packed, _, _ := p.State()
 		next = p.window
@@ -198,7 +202,10 @@ func (p *Packer) Run(ctx context.Context) error {
 			if cpuShare < 0.01 {
 				next = p.slowWindow
 			}
-		case cpuShare < p.idle:
+		case cpuShare < p.idle && lastHome < p.homeBusy/2:
+			// Quiet, and the home CPU has room: a light function in a
+			// busy chain (a router passing 64 KiB segments uses little
+			// CPU) stays out while the others keep the home CPU busy.
 			quiet += elapsed
 			if quiet >= hold {
 				if err := pinThreads(home); err != nil {
