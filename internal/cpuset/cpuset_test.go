@@ -125,23 +125,33 @@ func TestPinRefusesCPUsOutsideTheMask(t *testing.T) {
 	}
 }
 
-// TestPackerPacksAndSpreads runs the Packer in this process: packed while
-// idle, spread while a goroutine burns a CPU, packed again once quiet.
-func TestPackerPacksAndSpreads(t *testing.T) {
-	all := needCPUs(t)
+// runPacker runs a Packer for this process, sampling every 20 ms, with
+// the given minimum hold; stop ends it and reports its error.
+func runPacker(t *testing.T, hold time.Duration) (p *Packer, stop func()) {
+	t.Helper()
 	p, err := NewPacker()
 	if err != nil || p == nil {
 		t.Fatalf("NewPacker: %v, %v", p, err)
 	}
-	p.window, p.slowWindow, p.minHold = 20*time.Millisecond, 20*time.Millisecond, 200*time.Millisecond
+	p.window, p.slowWindow, p.minHold = 20*time.Millisecond, 20*time.Millisecond, hold
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- p.Run(ctx) }()
-	defer func() {
+	return p, func() {
 		cancel()
 		if err := <-done; err != nil {
 			t.Error(err)
 		}
+	}
+}
+
+// TestPackerPacksAndSpreads runs the Packer in this process: packed while
+// idle, spread while a goroutine burns a CPU, packed again once quiet.
+func TestPackerPacksAndSpreads(t *testing.T) {
+	all := needCPUs(t)
+	p, stop := runPacker(t, 200*time.Millisecond)
+	defer func() {
+		stop()
 		// Run leaves the process spread.
 		for tid, cpus := range threadCPUs(t) {
 			if cpus != Format(all) {
@@ -170,18 +180,18 @@ func TestPackerPacksAndSpreads(t *testing.T) {
 			t.Errorf("packed, thread %s may run on %s, want %s", tid, cpus, home)
 		}
 	}
-	var stop atomic.Bool
+	var quit atomic.Bool
 	burnt := make(chan struct{})
 	go func() {
 		defer close(burnt)
-		for !stop.Load() {
+		for !quit.Load() {
 		}
 	}()
 	waitState("burning a CPU", false, 1)
 	if s := p.String(); !strings.HasPrefix(s, "spread over CPUs "+Format(all)+" (busy: ") {
 		t.Errorf("String() = %q", s)
 	}
-	stop.Store(true)
+	quit.Store(true)
 	<-burnt
 	waitState("quiet again", true, 1)
 	if s := p.String(); s != "packed on CPU "+home+" while idle; spread 1 time under load" {
@@ -210,20 +220,8 @@ func TestPackerLeavesABusyHome(t *testing.T) {
 	}
 	defer func() { hog.Process.Kill(); hog.Wait() }()
 
-	p, err := NewPacker()
-	if err != nil || p == nil {
-		t.Fatalf("NewPacker: %v, %v", p, err)
-	}
-	p.window, p.slowWindow = 20*time.Millisecond, 20*time.Millisecond
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	}()
+	p, stop := runPacker(t, DefaultMinHold)
+	defer stop()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		if packed, _, spreads := p.State(); !packed && spreads > 0 {
