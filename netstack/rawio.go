@@ -43,24 +43,36 @@ type nbIO struct {
 }
 
 func (n nbIO) Read(b []byte) (int, error) {
+	r, _, err := n.readWaited(b)
+	return r, err
+}
+
+// readWaited is Read, and says whether the read had to wait for data
+// (found none at first).
+func (n nbIO) readWaited(b []byte) (int, bool, error) {
 	if len(b) == 0 {
-		return 0, nil
+		return 0, false, nil
 	}
 	var r uintptr
 	var e unix.Errno
+	waited := false
 	if err := n.rc.Read(func(fd uintptr) bool {
 		r, e = rawSyscall6(unix.SYS_READ, fd, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)), 0, 0, 0)
-		return e != unix.EAGAIN
+		if e == unix.EAGAIN {
+			waited = true
+			return false
+		}
+		return true
 	}); err != nil {
-		return 0, net.ErrClosed
+		return 0, waited, net.ErrClosed
 	}
 	if e != 0 {
-		return 0, os.NewSyscallError("read", e)
+		return 0, waited, os.NewSyscallError("read", e)
 	}
 	if r == 0 {
-		return 0, io.EOF
+		return 0, waited, io.EOF
 	}
-	return int(r), nil
+	return int(r), waited, nil
 }
 
 func (n nbIO) Write(b []byte) (int, error) {

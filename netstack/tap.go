@@ -91,31 +91,13 @@ func (t *tapConn) Busy() bool { return t.ready >= burstHint }
 // read reads one frame, waiting for it if none is there, and counts in
 // t.ready the reads in a row that did not wait.
 func (t *tapConn) read() (int, error) {
-	var r uintptr
-	var e unix.Errno
-	waited := false
-	if err := t.rc.Read(func(fd uintptr) bool {
-		r, e = rawSyscall6(unix.SYS_READ, fd, uintptr(unsafe.Pointer(&t.rbuf[0])), uintptr(len(t.rbuf)), 0, 0, 0)
-		if e == unix.EAGAIN {
-			waited = true
-			return false
-		}
-		return true
-	}); err != nil {
-		return 0, net.ErrClosed
-	}
+	n, waited, err := nbIO{t.rc}.readWaited(t.rbuf)
 	if waited {
 		t.ready = 0
 	} else {
 		t.ready++
 	}
-	if e != 0 {
-		return 0, os.NewSyscallError("read", e)
-	}
-	if r == 0 {
-		return 0, io.EOF
-	}
-	return int(r), nil
+	return n, err
 }
 
 // ReadFrame implements frame.Reader. A frame whose checksum the kernel left

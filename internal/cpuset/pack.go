@@ -96,7 +96,8 @@ func NewPacker() (*Packer, error) {
 	}
 	return &Packer{home: cpus[0], all: all, busy: DefaultBusy, homeBusy: DefaultHomeBusy, idle: DefaultIdle,
 		window: 50 * time.Millisecond, slowWindow: 250 * time.Millisecond,
-		minHold: DefaultMinHold, maxHold: DefaultMaxHold, poke: make(chan struct{}, 1)}, nil
+		minHold: DefaultMinHold, maxHold: DefaultMaxHold, poke: make(chan struct{}, 1),
+		why: "not quiet since it started"}, nil
 }
 
 // State says whether the process is packed on its home CPU, which that
@@ -134,9 +135,6 @@ func (p *Packer) String() string {
 func (p *Packer) Run(ctx context.Context) error {
 	var home Set
 	home.Set(p.home)
-	p.mu.Lock()
-	p.why = "not quiet since it started"
-	p.mu.Unlock()
 	defer func() {
 		if packed, _, _ := p.State(); packed {
 			pinThreads(p.all) //nolint:errcheck // best effort on the way out
@@ -188,10 +186,7 @@ func (p *Packer) Run(ctx context.Context) error {
 			case homeBusy >= p.homeBusy:
 				why = fmt.Sprintf("CPU %d busy %.0f%% of the time", p.home, 100*homeBusy)
 			}
-			p.mu.Lock()
-			p.why = why
-			p.mu.Unlock()
-			p.setPacked(false, true)
+			p.setPacked(false, why)
 			if time.Since(packedAt) < 2*p.minHold {
 				hold = min(max(2*hold, p.minHold), p.maxHold)
 			} else {
@@ -212,7 +207,7 @@ func (p *Packer) Run(ctx context.Context) error {
 					pinThreads(p.all) //nolint:errcheck // undo what the first threads took
 					return err
 				}
-				p.setPacked(true, false)
+				p.setPacked(true, "")
 				packedAt = time.Now()
 			}
 		default:
@@ -221,12 +216,14 @@ func (p *Packer) Run(ctx context.Context) error {
 	}
 }
 
-func (p *Packer) setPacked(packed, spread bool) {
+// setPacked records a move: packed on the home CPU, or spread for why.
+func (p *Packer) setPacked(packed bool, why string) {
 	p.armed.Store(packed)
 	p.mu.Lock()
 	p.packed = packed
-	if spread {
+	if !packed {
 		p.spreads++
+		p.why = why
 	}
 	p.mu.Unlock()
 }
