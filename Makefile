@@ -27,8 +27,10 @@ vet:
 
 # Everything CI runs: install test tools, vet, then all tests with the race
 # detector (root-only tests run when root and skip with a reason otherwise).
+# A package still running after 8 minutes fails with the names of its
+# running tests printed last (scripts/test.sh).
 test: deps vet
-	$(GO) test -race -count=1 -timeout 20m ./...
+	GO=$(GO) ./scripts/test.sh
 
 test-short:
 	$(GO) test -short -count=1 ./...
