@@ -330,6 +330,13 @@ func (e *linkEndpoint) acceptLoop(l *net.UnixListener, format frame.Format) {
 			if old := e.sink.Swap(ref); old != nil && old.closer != nil {
 				old.closer.Close()
 			}
+			select {
+			case <-e.closing:
+				// Close may have looked at the sink before this peer took
+				// it: nobody else would close this session.
+				c.Close()
+			default:
+			}
 			e.wg.Add(1)
 			go func() {
 				defer e.wg.Done()
