@@ -133,6 +133,9 @@ type linkEndpoint struct {
 	rxEnds    bool // the receive side can end (false for none, listen, tap)
 	closeOnce sync.Once
 	closing   chan struct{}
+	// closed is set as closing is closed: a receive loop checks it for
+	// each frame (cheaper than a select) and stops delivering.
+	closed atomic.Bool
 	// rxClosers unblock readers at Close; txClosers are closed after the
 	// writer has flushed (two-way files belong here).
 	rxClosers []io.Closer
@@ -281,6 +284,12 @@ func (e *linkEndpoint) readLoop(r frame.Reader, pace bool) error {
 				return nil
 			}
 			return fmt.Errorf("interface %q: read: %w", e.name, err)
+		}
+		if e.closed.Load() {
+			// Frames a reader still holds when the link closes (a batch,
+			// a stream's buffer) are not delivered: the stack is going.
+			e.stats.RxDropped.Add(1)
+			return nil
 		}
 		if pace && tr != nil {
 			ts := tr.Timestamp()
@@ -795,6 +804,7 @@ func (*linkEndpoint) ParseHeader(pkt *stack.PacketBuffer) bool {
 // the files; it is idempotent.
 func (e *linkEndpoint) Close() {
 	e.closeOnce.Do(func() {
+		e.closed.Store(true)
 		close(e.closing)
 		for _, c := range e.rxClosers {
 			c.Close()

@@ -511,6 +511,16 @@ func (s *Stack) UsesStdout() bool {
 func (s *Stack) Close() {
 	s.closeOnce.Do(func() {
 		s.closeLinks()
+		// gVisor's Stack.Wait waits for each link's goroutines while it
+		// holds the stack's lock, which a frame being delivered may need
+		// (to look up the route of an answer: an ICMP error, a reset, a
+		// forwarded packet): the receive loops must be over before it, or
+		// Close can wait forever (TestCloseUnderTraffic).
+		for _, st := range s.nics {
+			if st.link != nil {
+				st.link.Wait()
+			}
+		}
 		s.s.Close()
 		s.s.Wait()
 	})

@@ -17,7 +17,7 @@ type LinkStats struct {
 	RxBytes      atomic.Uint64
 	RxMalformed  atomic.Uint64 // bad length, truncated, bad hex, bad pcap record: skipped
 	RxOtherHost  atomic.Uint64 // unicast frames for another MAC: dropped, as a NIC does
-	RxDropped    atomic.Uint64 // frames that arrived before the stack attached
+	RxDropped    atomic.Uint64 // frames that arrived before the stack attached, or were read as it closed
 	RxTTLExpired atomic.Uint64 // IPv4 packets that arrived with TTL 1 to be forwarded: answered with time-exceeded
 	TxFrames     atomic.Uint64 // frames written to the transmit side
 	TxBytes      atomic.Uint64
