@@ -1,12 +1,16 @@
 package tests
 
 import (
+	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/nfpipe/nfpipe/vnf"
 )
 
 // stopWithin sends sig and checks that the process exits with status 0
@@ -82,6 +86,57 @@ func TestSIGTERM(t *testing.T) {
 			wantCounter(t, rep, "eth0", "rx_frames", 0)
 		}
 	})
+}
+
+// TestSIGTERMUnderLoad: a router stops promptly on SIGTERM while frames
+// keep arriving that it must answer (UDP to a closed port of its own:
+// ICMP errors, each needing a route), and reports its counters. A stack
+// closed in the middle of such a frame once waited forever.
+func TestSIGTERMUnderLoad(t *testing.T) {
+	t.Parallel()
+	ctx := testContext(t, 40*time.Second)
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	gen := start(t, ctx, "gen", procSpec{Stdout: w, Args: []string{"vnf", "host", "--if", "eth0=stdout", "--ip", "192.0.2.10/24",
+		"--run", "gen udp 192.0.2.1:9 size=18 duration=30s"}})
+	w.Close()
+	ctl := filepath.Join(shortDir(t), "r.ctl")
+	router := start(t, ctx, "router", procSpec{Stdin: r, Stdout: io.Discard, Args: []string{"vnf", "router", "--control", ctl,
+		"--if", "eth0=stdin,ip=192.0.2.1/24", "--if", "eth1=stdout,ip=198.51.100.1/24", "--stats=json"}})
+	r.Close()
+	waitControl(t, ctx, ctl, 10*time.Second)
+	// Well into the flood: thousands of frames in.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		var rep vnf.StatsReport
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := vnf.Control(cctx, ctl, vnf.ControlRequest{Op: "stats"}, &rep)
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.Net.Interfaces[0].Counters["rx_frames"] >= 5000 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("router eth0 received %d frames in 10s, want 5000", rep.Net.Interfaces[0].Counters["rx_frames"])
+		}
+	}
+	if gen.exited() {
+		t.Fatal("the generator ended before the router was stopped")
+	}
+	stopWithin(t, router, syscall.SIGTERM, 3*time.Second)
+	if !router.exited() {
+		return
+	}
+	rep := parseStats(t, "router", router.stderr.String())
+	if rx := rep.iface(t, "eth0").Counters["rx_frames"]; rx < 5000 {
+		t.Errorf("router eth0 rx_frames = %d in the final report, want at least 5000", rx)
+	}
+	if rep.proto(t, "icmp.v4.packets_sent.dst_unreachable") == 0 {
+		t.Error("the router sent no port-unreachable errors: the flood did not reach its stack")
+	}
 }
 
 // TestTimeoutWithIdleInput: --timeout stops a function even while its
