@@ -145,8 +145,11 @@ func (p *pingApp) Run(ctx context.Context, env *Env) error {
 	r.last = start
 	r.mu.Unlock()
 	var runErr error
-	timer := time.NewTimer(p.interval)
-	timer.Stop()
+	tick, err := newPreciseTicker(p.interval)
+	if err != nil {
+		return fmt.Errorf("ping %s: %w", p.dst, err)
+	}
+	defer tick.Stop()
 send:
 	for seq := 1; seq <= p.count; seq++ {
 		r.mu.Lock()
@@ -171,14 +174,13 @@ send:
 		if seq == p.count {
 			break
 		}
-		timer.Reset(p.interval)
 		select {
 		case <-ctx.Done():
 			runErr = ctx.Err()
 			break send
 		case <-recvDone:
 			break send
-		case <-timer.C:
+		case <-tick.C:
 		}
 	}
 	r.mu.Lock()
@@ -188,8 +190,9 @@ send:
 
 	// Wait for stragglers: up to timeout after the last request, less if
 	// every request has been answered.
+	tick.Stop()
+	timer := time.NewTimer(p.timeout)
 	if runErr == nil {
-		timer.Reset(p.timeout)
 		select {
 		case <-ctx.Done():
 			runErr = ctx.Err()
