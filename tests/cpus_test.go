@@ -1,7 +1,6 @@
 package tests
 
 import (
-	"context"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -79,12 +78,7 @@ func TestCPUs(t *testing.T) {
 			deadline := time.Now().Add(20 * time.Second)
 			for {
 				var rep vnf.StatsReport
-				cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-				err := vnf.Control(cctx, ctl, vnf.ControlRequest{Op: "stats"}, &rep)
-				cancel()
-				if err != nil {
-					t.Fatal(err)
-				}
+				controlStats(t, ctx, ctl, &rep)
 				var wrong []string
 				for tid, c := range threadCPUs(t, p.cmd.Process.Pid) {
 					if c != tc.threads {

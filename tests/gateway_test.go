@@ -1,7 +1,6 @@
 package tests
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -16,7 +15,6 @@ import (
 	"time"
 
 	"github.com/nfpipe/nfpipe/internal/hostecho"
-	"github.com/nfpipe/nfpipe/vnf"
 	"github.com/nfpipe/nfpipe/vnf/gateway"
 )
 
@@ -141,12 +139,7 @@ func TestGatewayForward(t *testing.T) {
 	// The last bytes are counted just after the client may have read them:
 	// ask until they are.
 	for deadline := time.Now().Add(5 * time.Second); ; {
-		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		err := vnf.Control(cctx, ctl, vnf.ControlRequest{Op: "stats"}, &live)
-		cancel()
-		if err != nil {
-			t.Fatalf("control stats: %v", err)
-		}
+		controlStats(t, ctx, ctl, &live)
 		if len(live.Apps) == 6 && live.Apps[0].Stats.BytesToHost > size || time.Now().After(deadline) {
 			break
 		}

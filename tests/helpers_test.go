@@ -258,6 +258,18 @@ func waitControl(t *testing.T, ctx context.Context, path string, d time.Duration
 	}
 }
 
+// controlStats asks the function's control socket at path for its stats
+// into reply (a vnf.StatsReport, or a struct for the parts a test reads),
+// failing the test if it does not answer within 5s.
+func controlStats(t *testing.T, ctx context.Context, path string, reply any) {
+	t.Helper()
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := vnf.Control(cctx, path, vnf.ControlRequest{Op: "stats"}, reply); err != nil {
+		t.Fatalf("control stats %s: %v", path, err)
+	}
+}
+
 // result is what a finished process left.
 type result struct {
 	Code           int

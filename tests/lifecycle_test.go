@@ -1,7 +1,6 @@
 package tests
 
 import (
-	"context"
 	"io"
 	"os"
 	"path/filepath"
@@ -110,12 +109,7 @@ func TestSIGTERMUnderLoad(t *testing.T) {
 	// Well into the flood: thousands of frames in.
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		var rep vnf.StatsReport
-		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		err := vnf.Control(cctx, ctl, vnf.ControlRequest{Op: "stats"}, &rep)
-		cancel()
-		if err != nil {
-			t.Fatal(err)
-		}
+		controlStats(t, ctx, ctl, &rep)
 		if rep.Net.Interfaces[0].Counters["rx_frames"] >= 5000 {
 			break
 		}
